@@ -111,3 +111,22 @@ def test_gradient_of_intermediate_states():
     )
     for fused_grad, reference_grad in zip(fused_grads, reference_grads, strict=True):
         torch.testing.assert_close(fused_grad, reference_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu"])
+def test_fused_output_gradcheck(name):
+    from deeplimits.kernel import fused_output
+
+    activation = get_activation(name)
+    inputs = _random_inputs(replicas=2, depth=5, dim=3, batch=4, seed=7)
+
+    def output(x, A, b, delta):
+        return fused_output(x, A, b, delta, activation)
+
+    assert torch.autograd.gradcheck(output, inputs, eps=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        output(*inputs),
+        reference_states(*inputs, activation)[-1],
+        rtol=1e-12,
+        atol=1e-12,
+    )

@@ -37,47 +37,67 @@ from torch import Tensor
 
 from .activations import Activation
 
-__all__ = ["fused_states", "reference_states"]
+__all__ = ["fused_output", "fused_states", "reference_states"]
 
 
 class _FusedResNet(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, A: Tensor, b: Tensor, delta: Tensor, activation: Activation
+        ctx: Any,
+        x: Tensor,
+        A: Tensor,
+        b: Tensor,
+        delta: Tensor,
+        activation: Activation,
+        all_states: bool,
     ) -> Tensor:
         replicas, depth = delta.shape
         batch, dim = x.shape[1], x.shape[2]
         states = x.new_empty(depth + 1, replicas, batch, dim)
         pre_activations = x.new_empty(depth, replicas, batch, dim)
         states[0] = x
-        A_transposed = A.transpose(-1, -2)
-        scale = delta.transpose(0, 1)[:, :, None, None]
+
+        # Per-layer views made once, in layer-major layout, outside the loop.
+        h = states.unbind(0)
+        z = pre_activations.unbind(0)
+        A_transposed = A.transpose(-1, -2).transpose(0, 1).contiguous().unbind(0)
+        bias = b.transpose(0, 1).unsqueeze(2).contiguous().unbind(0)
+        scale = delta.transpose(0, 1)[:, :, None, None].contiguous().unbind(0)
         for k in range(depth):
-            z = torch.baddbmm(b[:, k, None, :], states[k], A_transposed[:, k])
-            pre_activations[k] = z
-            torch.addcmul(states[k], scale[k], activation.fn(z), out=states[k + 1])
+            torch.baddbmm(bias[k], h[k], A_transposed[k], out=z[k])
+            torch.addcmul(h[k], scale[k], activation.fn(z[k]), out=h[k + 1])
+
         ctx.activation = activation
+        ctx.all_states = all_states
         ctx.save_for_backward(states, pre_activations, A, delta)
-        return states
+        # Returning only h_L keeps autograd from materialising a zero gradient
+        # for every intermediate state.
+        return states if all_states else states[depth].clone()
 
     @staticmethod
-    def backward(ctx: Any, grad_states: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         states, pre_activations, A, delta = ctx.saved_tensors
         activation: Activation = ctx.activation
         depth = delta.shape[1]
         scale = delta.transpose(0, 1)[:, :, None, None]
+        interior = ctx.all_states and bool(grad_output[:-1].ne(0).any())
+        last = grad_output[depth] if ctx.all_states else grad_output
 
-        # Local slopes delta_k sigma'(z_k) for all layers at once.
-        slopes = scale * activation.derivative(pre_activations)
+        # Local slopes delta_k sigma'(z_k) for all layers at once; the sweep
+        # below overwrites slope k with gamma_k = slope_k * g_{k+1} in place.
+        gammas = activation.derivative(pre_activations).mul_(scale)
 
-        # Adjoint sweep: gamma_k and g_{k+1} for every layer.
-        gammas = torch.empty_like(pre_activations)
-        upstream = torch.empty_like(pre_activations)
-        g = grad_states[depth].clone()
+        # Adjoint sweep: adjoints[k] is the gradient with respect to h_k.
+        adjoints = torch.empty_like(states)
+        adjoints[depth] = last
+        g = adjoints.unbind(0)
+        gamma = gammas.unbind(0)
+        weights = A.transpose(0, 1).contiguous().unbind(0)
         for k in range(depth - 1, -1, -1):
-            upstream[k] = g
-            gamma = torch.mul(g, slopes[k], out=gammas[k])
-            g = torch.baddbmm(g, gamma, A[:, k]).add_(grad_states[k])
+            gamma[k].mul_(g[k + 1])
+            torch.baddbmm(g[k + 1], gamma[k], weights[k], out=g[k])
+            if interior:
+                g[k].add_(grad_output[k])
 
         # Weight gradients from batched products over all layers.
         grad_A = grad_b = grad_delta = None
@@ -87,8 +107,8 @@ class _FusedResNet(torch.autograd.Function):
             grad_b = gammas.sum(dim=2).transpose(0, 1)
         if ctx.needs_input_grad[3]:
             outputs = activation.fn(pre_activations)
-            grad_delta = torch.einsum("lrbi,lrbi->rl", upstream, outputs)
-        return g, grad_A, grad_b, grad_delta, None
+            grad_delta = torch.einsum("lrbi,lrbi->rl", adjoints[1:], outputs)
+        return adjoints[0], grad_A, grad_b, grad_delta, None, None
 
 
 def fused_states(
@@ -106,7 +126,18 @@ def fused_states(
     Returns:
         States :math:`h_0, \dots, h_L` as ``(L + 1, R, batch, d)``.
     """
-    return _FusedResNet.apply(x, A, b, delta, activation)
+    return _FusedResNet.apply(x, A, b, delta, activation, True)
+
+
+def fused_output(
+    x: Tensor, A: Tensor, b: Tensor, delta: Tensor, activation: Activation
+) -> Tensor:
+    """Return the output :math:`h_L` only, ``(R, batch, d)``, fused.
+
+    Same arguments as :func:`fused_states`. Cheaper in the backward pass when
+    the loss depends on the output alone.
+    """
+    return _FusedResNet.apply(x, A, b, delta, activation, False)
 
 
 def reference_states(

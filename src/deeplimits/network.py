@@ -31,7 +31,7 @@ from ._checks import (
 from ._io import load_tensors, save_tensors
 from .activations import ACTIVATION_NAMES, Activation, get_activation
 from .inits import InitSpec, init_name, initial_weights
-from .kernel import fused_states
+from .kernel import fused_output, fused_states
 
 __all__ = ["ResNet", "DELTA_MODES"]
 
@@ -214,10 +214,9 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Return the output :math:`h_L`: ``(batch, d)`` or ``(R, batch, d)``."""
-        states = fused_states(
+        output = fused_output(
             self._batched_input(x), *self._batched_weights(), self.activation
         )
-        output = states[-1]
         return output if self.has_replicas else output[0]
 
     def replica(self, index: int) -> ResNet:
