@@ -90,7 +90,7 @@ class Activation:
         """
         if not callable(fn):
             raise TypeError(f"activation must be callable, got {describe(fn)}.")
-        label = name or getattr(fn, "__name__", "custom")
+        label = str(name or getattr(fn, "__name__", "custom"))
         zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
         value = fn(zero)
         if not isinstance(value, Tensor) or value.shape != zero.shape:

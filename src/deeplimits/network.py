@@ -127,13 +127,12 @@ class ResNet(nn.Module):
         if not self.has_replicas:
             A, b = A[0], b[0]
             delta_value = None if delta_value is None else delta_value[0]
-        factory = {"dtype": dtype, "device": device}
-        self.A = nn.Parameter(A.to(**factory))
-        self.b = nn.Parameter(b.to(**factory))
+        self.A = nn.Parameter(A.to(dtype=dtype, device=device))
+        self.b = nn.Parameter(b.to(dtype=dtype, device=device))
         if delta_value is None:
             self.register_parameter("delta", None)
         else:
-            self.delta = nn.Parameter(delta_value.to(**factory))
+            self.delta = nn.Parameter(delta_value.to(dtype=dtype, device=device))
 
     def _initial_delta(self, generator: torch.Generator) -> Tensor | None:
         shape_shared = (self.replicas,)
@@ -402,7 +401,7 @@ def _infer_delta(
     if isinstance(delta, (int, float)) and not isinstance(delta, bool):
         check_positive_float("delta", abs(float(delta)), allow_zero=True)
         delta = torch.tensor(float(delta), dtype=A.dtype, device=A.device)
-    check_tensor("delta", delta)
+    delta = check_tensor("delta", delta)
     check_same_dtype_device("delta", delta, A)
 
     shared_shape = (replicas,) if replicated else ()
