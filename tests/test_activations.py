@@ -85,3 +85,10 @@ def test_shape_changing_function_rejected():
 def test_non_differentiable_at_zero_rejected():
     with pytest.raises(ValueError, match="non-finite value or derivatives at 0"):
         Activation.from_function(lambda z: z.abs().sqrt())
+
+
+def test_from_function_under_no_grad():
+    with torch.no_grad():
+        activation = Activation.from_function(torch.sin)
+    assert activation.dsigma0 == pytest.approx(1.0)
+    assert activation.d2sigma0 == pytest.approx(0.0, abs=1e-15)

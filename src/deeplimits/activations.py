@@ -91,19 +91,21 @@ class Activation:
         if not callable(fn):
             raise TypeError(f"activation must be callable, got {describe(fn)}.")
         label = str(name or getattr(fn, "__name__", "custom"))
-        zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-        value = fn(zero)
-        if not isinstance(value, Tensor) or value.shape != zero.shape:
-            raise ValueError(
-                f"activation {label!r} must map a tensor to a tensor of the same "
-                f"shape, got {describe(value)} for an input of shape (3,)."
-            )
-        (first,) = torch.autograd.grad(value.sum(), zero, create_graph=True)
-        if first.requires_grad:
-            (second,) = torch.autograd.grad(first.sum(), zero, allow_unused=True)
-            second = torch.zeros_like(zero) if second is None else second
-        else:
-            second = torch.zeros_like(zero)
+        # Differentiates at 0 even when the caller runs under torch.no_grad().
+        with torch.enable_grad():
+            zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+            value = fn(zero)
+            if not isinstance(value, Tensor) or value.shape != zero.shape:
+                raise ValueError(
+                    f"activation {label!r} must map a tensor to a tensor of the same "
+                    f"shape, got {describe(value)} for an input of shape (3,)."
+                )
+            (first,) = torch.autograd.grad(value.sum(), zero, create_graph=True)
+            if first.requires_grad:
+                (second,) = torch.autograd.grad(first.sum(), zero, allow_unused=True)
+                second = torch.zeros_like(zero) if second is None else second
+            else:
+                second = torch.zeros_like(zero)
         numbers = [float(v[0].detach()) for v in (value, first, second)]
         if not all(math.isfinite(number) for number in numbers):
             raise ValueError(
