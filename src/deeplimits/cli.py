@@ -1,0 +1,468 @@
+"""Command line: ``deeplimits run | analyze | compare | reduce``.
+
+``deeplimits run`` trains a depth sweep into a run folder, writes the training
+section of the report, then runs the scaling analysis and the comparison with
+the limit (and the reduced model with ``--reduce``). The later stages live in
+other modules, which are imported only when a stage runs. A stage whose module
+is not installed is skipped with a printed note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main", "parse_depths"]
+
+#: Default depth grid: floor(1.5^n) between 3 and 300, that is
+#: 3, 5, 7, 11, 17, 25, 38, 57, 86, 129, 194, 291.
+DEFAULT_DEPTHS = "3:300:1.5"
+
+# (module, function, description) of each stage after training.
+STAGES = {
+    "analyze": ("deeplimits.scaling", "analyze_run", "scaling analysis"),
+    "compare": ("deeplimits.compare", "compare_run", "comparison with the limit"),
+    "reduce": ("deeplimits.reduced", "reduce_run", "reduced-form model"),
+}
+
+
+class StageUnavailableError(RuntimeError):
+    """A stage's module or entry point is not installed."""
+
+
+def parse_depths(text: str) -> list[int]:
+    """Parse ``--depths``: ``MIN:MAX:BASE`` (geometric grid) or ``4,8,16``.
+
+    Raises:
+        argparse.ArgumentTypeError: with the value received and the two
+            accepted forms.
+    """
+    from deeplimits.sweep import geometric_depths
+
+    forms = "Use MIN:MAX:BASE, e.g. 3:256:2, or a comma-separated list, e.g. 4,8,16."
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError(f"expected 3 fields, got {len(parts)}")
+            return geometric_depths(int(parts[0]), int(parts[1]), float(parts[2]))
+        depths = [int(part) for part in text.split(",") if part.strip()]
+        if not depths or min(depths) < 1:
+            raise ValueError("every depth must be an integer >= 1")
+        return sorted(set(depths))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"invalid depths {text!r} ({str(error).rstrip('.')}). {forms}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _float_checker(*, allow_zero: bool) -> Callable[[str], float]:
+    rule = "a finite number >= 0" if allow_zero else "a finite number > 0"
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = value >= 0.0 if allow_zero else value > 0.0
+        if not math.isfinite(value) or not ok:
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    return check
+
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    from deeplimits.activations import ACTIVATION_NAMES
+    from deeplimits.inits import INIT_NAMES
+    from deeplimits.training import OPTIMIZERS
+
+    data = run.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        choices=("synthetic", "digits", "mnist"),
+        default="synthetic",
+        help="data set: synthetic ODE regression data, scikit-learn's 8x8 digits, "
+        "or MNIST from --data-dir (default: %(default)s)",
+    )
+    data.add_argument(
+        "--data-dir",
+        metavar="PATH",
+        help="folder that contains MNIST/raw/train-images-idx3-ubyte and the other "
+        "idx files (torchvision's layout); required with --dataset mnist, "
+        "nothing is downloaded",
+    )
+    data.add_argument(
+        "--dim",
+        type=_positive_int,
+        help="network width d in features (default: 10 for synthetic and digits, "
+        "25 for mnist, the only value it accepts)",
+    )
+
+    network = run.add_argument_group("networks")
+    network.add_argument(
+        "--depths",
+        type=parse_depths,
+        default=DEFAULT_DEPTHS,
+        metavar="MIN:MAX:BASE|L1,L2,...",
+        help="depths L in layers: MIN:MAX:BASE gives the distinct floor(BASE^n) "
+        "in [MIN, MAX], or a comma-separated list (default: "
+        f"{DEFAULT_DEPTHS}, i.e. 3, 5, 7, 11, ..., 194, 291)",
+    )
+    network.add_argument(
+        "--activation",
+        choices=ACTIVATION_NAMES,
+        default="tanh",
+        help="activation sigma (default: %(default)s)",
+    )
+    network.add_argument(
+        "--delta",
+        choices=("none", "shared", "per-layer"),
+        default="shared",
+        help="layer scale delta_k: none (1), shared (one trainable scalar, "
+        "initialised to 1/L) or per-layer (default: %(default)s)",
+    )
+    network.add_argument(
+        "--init",
+        choices=INIT_NAMES,
+        default="xavier-depth",
+        help="initialisation of A_k and b_k (default: %(default)s)",
+    )
+    network.add_argument(
+        "--init-scale",
+        type=_float_checker(allow_zero=True),
+        default=0.01,
+        help="scale s of the initialisation, dimensionless (default: %(default)s)",
+    )
+    network.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=4,
+        help="independent networks per depth, trained in one batch; they give "
+        "the error bars (default: %(default)s)",
+    )
+
+    training = run.add_argument_group("training")
+    training.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="adam",
+        help="optimizer (default: %(default)s)",
+    )
+    training.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=30,
+        help="maximum number of epochs (passes over the training set) per depth "
+        "(default: %(default)s)",
+    )
+    training.add_argument(
+        "--lr",
+        type=_float_checker(allow_zero=False),
+        default=1e-2,
+        help="learning rate (default: %(default)s)",
+    )
+    training.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        help="samples per optimizer step (default: %(default)s)",
+    )
+    training.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=5,
+        help="stop a depth after this many epochs without a 1%% decrease of the "
+        "training loss (default: %(default)s)",
+    )
+    training.add_argument(
+        "--tol",
+        type=_float_checker(allow_zero=True),
+        default=1e-6,
+        help="stop a depth once the training mean squared error is below this "
+        "value (default: %(default)s)",
+    )
+    training.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="base seed of data, initialisation and shuffling; each depth derives "
+        "its own seed from it (default: %(default)s)",
+    )
+    training.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for training, e.g. cpu or cuda (default: %(default)s)",
+    )
+    _add_threads_option(training)
+
+    output = run.add_argument_group("output")
+    output.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder; an existing run folder with the same settings is "
+        "resumed (default: a new folder runs/run-YYYYmmdd-HHMMSS in the current "
+        "directory)",
+    )
+    output.add_argument(
+        "--reduce",
+        action="store_true",
+        help="also fit the reduced-form limit model after the comparison",
+    )
+    output.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars"
+    )
+
+
+def _add_threads_option(group: Any) -> None:
+    group.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="CPU threads torch may use (default: %(default)s; the networks "
+        "multiply d x d matrices with small d, where more threads mostly add "
+        "synchronisation cost, and on a busy machine a lot of it)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``deeplimits`` command."""
+    parser = argparse.ArgumentParser(
+        prog="deeplimits",
+        description="Train residual networks across depths and study their deep "
+        "limit (scaling of the weights, neural ODE or SDE limit).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="train a depth sweep, then analyse scaling and compare with the limit",
+        description="Train one network per depth into a run folder, write the "
+        "report, then run the scaling analysis and the comparison with the "
+        "limit. Defaults train the synthetic data set in a few minutes on 2 CPU "
+        "cores.",
+    )
+    _add_run_options(run)
+    for name, (module, function, description) in STAGES.items():
+        stage = commands.add_parser(
+            name,
+            help=f"run the {description} on a finished run folder",
+            description=f"Run the {description} ({module}.{function}) on RUN_DIR "
+            "and update its report.",
+        )
+        stage.add_argument("run_dir", metavar="RUN_DIR", help="run folder")
+        stage.add_argument(
+            "--no-progress", action="store_true", help="hide the progress bars"
+        )
+        _add_threads_option(stage)
+        if name == "reduce":
+            stage.add_argument("--basis", help="basis of the reduced model")
+            stage.add_argument(
+                "--terms",
+                type=_positive_int,
+                help="number K of basis functions per weight",
+            )
+    return parser
+
+
+def _load_stage(name: str) -> Callable[..., Any]:
+    """Import a stage's entry point or raise StageUnavailableError."""
+    module_name, function, _ = STAGES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise
+        raise StageUnavailableError(
+            f"{module_name} is not installed in this copy of deeplimits"
+        ) from error
+    entry = getattr(module, function, None)
+    if entry is None:
+        raise StageUnavailableError(f"{module_name} has no function {function}")
+    return entry
+
+
+def _default_out() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"run-{stamp}"
+    candidate, suffix = base, 2
+    while candidate.exists():
+        candidate = Path(f"{base}-{suffix}")
+        suffix += 1
+    return candidate
+
+
+def _print_summary(metrics: dict[int, dict[str, Any]]) -> None:
+    print(f"{'depth':>6} {'train loss':>11} {'test loss':>11} {'epochs':>6}  stop")
+    for depth in sorted(metrics):
+        record = metrics[depth]
+        train = [v for v in record["final_train_loss"] if v is not None]
+        test = [v for v in record["final_test_loss"] if v is not None]
+        train_mean = sum(train) / len(train) if train else math.nan
+        test_mean = sum(test) / len(test) if test else math.nan
+        line = (
+            f"{depth:>6} {train_mean:>11.3e} {test_mean:>11.3e} "
+            f"{record['epochs_run']:>6}  {record['stop_reason']}"
+        )
+        accuracy = record.get("final_test_accuracy")
+        if accuracy:
+            line += f"  test accuracy {100 * sum(accuracy) / len(accuracy):.1f}%"
+        print(line)
+
+
+def _run_stage(name: str, run_dir: Path, progress: bool, **options: Any) -> bool:
+    """Run one stage inside ``run``; return False if it failed."""
+    description = STAGES[name][2]
+    try:
+        entry = _load_stage(name)
+    except StageUnavailableError as error:
+        print(f"note: skipping the {description}: {error}.")
+        return True
+    print(f"{description}...")
+    started = time.perf_counter()
+    try:
+        entry(run_dir, progress=progress, **options)
+    except Exception:
+        print(f"error: the {description} failed:", file=sys.stderr)
+        traceback.print_exc()
+        return False
+    print(f"{description} done in {time.perf_counter() - started:.1f} s")
+    return True
+
+
+def _command_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from deeplimits.report import write_training_section
+    from deeplimits.sweep import RunConfigError, depth_sweep
+
+    if args.dataset == "mnist" and args.data_dir is None:
+        parser.error("argument --data-dir: required with --dataset mnist")
+    if args.dataset != "mnist" and args.data_dir is not None:
+        parser.error(
+            f"argument --data-dir: only used with --dataset mnist, got "
+            f"--dataset {args.dataset}"
+        )
+    run_dir = Path(args.out) if args.out is not None else _default_out()
+    progress = not args.no_progress
+    print(
+        f"deeplimits run: {args.dataset} data, depths {args.depths}, "
+        f"{args.replicas} replica(s) each, results in {run_dir}"
+    )
+
+    # Stage 1: the depth sweep and its report section.
+    started = time.perf_counter()
+    try:
+        sweep = depth_sweep(
+            args.depths,
+            dataset=args.dataset,
+            dim=args.dim,
+            data_dir=args.data_dir,
+            activation=args.activation,
+            delta=args.delta,
+            init=args.init,
+            init_scale=args.init_scale,
+            replicas=args.replicas,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            tol=args.tol,
+            patience=args.patience,
+            seed=args.seed,
+            device=args.device,
+            out=run_dir,
+            progress=progress,
+        )
+    except (RunConfigError, FileNotFoundError, ValueError) as error:
+        print(f"deeplimits run: error: {error}", file=sys.stderr)
+        return 2
+    except FloatingPointError as error:
+        print(f"deeplimits run: error: {error}", file=sys.stderr)
+        return 1
+    write_training_section(run_dir)
+    print(f"training done in {time.perf_counter() - started:.1f} s")
+    _print_summary(sweep.metrics)
+
+    # Later stages; each one writes its own section and the report.
+    ok = _run_stage("analyze", run_dir, progress)
+    ok = _run_stage("compare", run_dir, progress) and ok
+    if args.reduce:
+        ok = _run_stage("reduce", run_dir, progress) and ok
+    print(f"report: {run_dir / 'report.md'}")
+    print(f"total time {time.perf_counter() - started:.1f} s")
+    return 0 if ok else 1
+
+
+def _command_stage(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").is_file():
+        print(
+            f"deeplimits {args.command}: error: {str(run_dir)!r} is not a run folder "
+            "(no config.json). Pass a folder written by `deeplimits run`.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        entry = _load_stage(args.command)
+    except StageUnavailableError as error:
+        print(
+            f"deeplimits {args.command}: error: the {STAGES[args.command][2]} is not "
+            f"available: {error}.",
+            file=sys.stderr,
+        )
+        return 2
+    options: dict[str, Any] = {"progress": not args.no_progress}
+    if args.command == "reduce":
+        if args.basis is not None:
+            options["basis"] = args.basis
+        if args.terms is not None:
+            options["K"] = args.terms
+    entry(run_dir, **options)
+    print(f"report: {run_dir / 'report.md'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``deeplimits`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 1 if a stage failed, 2 for invalid
+        input (argparse errors exit with status 2 through ``SystemExit``).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.command == "run":
+        return _command_run(args, parser)
+    return _command_stage(args)

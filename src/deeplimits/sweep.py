@@ -1,0 +1,603 @@
+"""Depth sweeps: train one network (or R replicas) per depth into a run folder.
+
+A run folder contains
+
+- ``config.json``: every argument of :func:`depth_sweep`, the data set's
+  spec, the per-depth seeds and the versions of Python, torch, numpy and
+  deeplimits, so the sweep can be rerun;
+- ``metrics.json``: per depth, the training and test loss curves, final
+  losses per replica, accuracies, the stop reason and the wall time;
+- ``weights/depth_00064.safetensors``: each trained network in the format of
+  :meth:`deeplimits.ResNet.save` (tensors ``A``, ``b``, ``delta``);
+- ``data.safetensors``: only for data sets built from user tensors, which
+  cannot be rebuilt from arguments.
+
+Every file is written atomically (temporary file, then :func:`os.replace`).
+A depth counts as finished when both its weight file and its entry in
+``metrics.json`` exist, so a sweep interrupted at any point resumes by
+training only the depths that are not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deeplimits import _io
+from deeplimits._checks import check_int, check_positive_float, describe
+from deeplimits.data import DATASET_NAMES, Dataset, dataset_from_spec, load_dataset
+from deeplimits.inits import InitSpec, init_name
+from deeplimits.network import DELTA_MODES, ResNet
+from deeplimits.training import check_train_options, train
+
+__all__ = [
+    "RunConfigError",
+    "SweepResult",
+    "depth_seed",
+    "depth_sweep",
+    "geometric_depths",
+    "load_sweep",
+    "weights_path",
+]
+
+CONFIG_FORMAT = "deeplimits.sweep/1"
+
+# Keys of config.json that may differ when a run folder is resumed: the list
+# of depths may grow, and where or when a run happened does not change the
+# results it stores.
+_RESUMABLE_KEYS = frozenset({"depths", "depth_seeds", "device", "versions", "created"})
+
+
+class RunConfigError(ValueError):
+    """A run folder was made with a configuration other than the one requested."""
+
+
+@dataclass
+class SweepResult:
+    """Networks and records of a depth sweep.
+
+    Attributes:
+        run_dir: the run folder, or ``None`` for a sweep kept in memory.
+        depths: the depths of this sweep, in increasing order.
+        networks: trained network per depth.
+        metrics: per-depth records, keyed by depth (the ``"depths"`` part of
+            ``metrics.json``, with int keys).
+        config: the content of ``config.json``.
+        dataset: the data set the networks were trained on.
+    """
+
+    run_dir: Path | None
+    depths: list[int]
+    networks: dict[int, ResNet] = field(default_factory=dict)
+    metrics: dict[int, dict[str, Any]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    dataset: Dataset | None = None
+
+
+def geometric_depths(min_depth: int, max_depth: int, base: float) -> list[int]:
+    r"""Return the depths :math:`\lfloor b^n \rfloor`, n = 0, 1, ..., in a range.
+
+    The values are deduplicated, sorted and kept only when
+    ``min_depth <= value <= max_depth``. A relative margin of :math:`10^{-9}`
+    absorbs rounding, so that for example :math:`\sqrt 2^{\,2}` counts as 2.
+
+    Args:
+        min_depth: smallest depth kept, at least 1.
+        max_depth: largest depth kept, at least ``min_depth``.
+        base: ratio :math:`b > 1` of the grid.
+
+    Returns:
+        Increasing list of depths.
+
+    Raises:
+        ValueError: if the range contains no such depth, or for invalid arguments.
+
+    Example:
+        >>> geometric_depths(3, 256, 2)
+        [4, 8, 16, 32, 64, 128, 256]
+        >>> geometric_depths(3, 300, 1.5)
+        [3, 5, 7, 11, 17, 25, 38, 57, 86, 129, 194, 291]
+    """
+    check_int("min_depth", min_depth, minimum=1)
+    check_int("max_depth", max_depth, minimum=1)
+    if max_depth < min_depth:
+        raise ValueError(
+            f"max_depth must be at least min_depth, got min_depth={min_depth} and "
+            f"max_depth={max_depth}. Swap them."
+        )
+    base = check_positive_float("base", base)
+    if base <= 1.0:
+        raise ValueError(
+            f"base must be greater than 1 for a growing grid, got {base}. Pass for "
+            "example 2 to double the depth at each step."
+        )
+    depths: set[int] = set()
+    power = 0
+    while True:
+        value = math.floor(base**power * (1.0 + 1e-9))
+        if value > max_depth:
+            break
+        if value >= min_depth:
+            depths.add(value)
+        power += 1
+    if not depths:
+        raise ValueError(
+            f"no depth floor({base}^n) lies in [{min_depth}, {max_depth}]. Widen the "
+            "range or use a smaller base."
+        )
+    return sorted(depths)
+
+
+def depth_seed(seed: int, depth: int) -> int:
+    """Return the seed of one depth, derived from the sweep's base seed.
+
+    ``numpy.random.SeedSequence([seed, depth])`` mixes the two integers, so
+    every depth gets its own stream that does not depend on which other depths
+    the sweep contains. The value seeds the network's initialisation and the
+    shuffling of its training.
+    """
+    check_int("seed", seed, minimum=0)
+    check_int("depth", depth, minimum=1)
+    state = np.random.SeedSequence([seed, depth]).generate_state(1, dtype=np.uint32)
+    return int(state[0])
+
+
+def weights_path(run_dir: str | os.PathLike[str], depth: int) -> Path:
+    """Return the weight file of ``depth``, e.g. ``weights/depth_00064.safetensors``."""
+    return Path(run_dir) / "weights" / f"depth_{depth:05d}.safetensors"
+
+
+def _versions() -> dict[str, str]:
+    import deeplimits
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "deeplimits": deeplimits.__version__,
+    }
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Replace NaN and infinities by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    return value
+
+
+def _check_depths(depths: Any) -> list[int]:
+    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__iter__"):
+        raise TypeError(
+            f"depths must be a list of ints, got {describe(depths)}. Use for "
+            "example geometric_depths(3, 256, 2)."
+        )
+    values = list(depths)
+    if not values:
+        raise ValueError("depths must hold at least one depth, got an empty list.")
+    for value in values:
+        check_int("each depth in depths", value, minimum=1)
+    return sorted(set(values))
+
+
+def _resolve_dataset(
+    dataset: str | Dataset,
+    dim: int | None,
+    data_dir: str | os.PathLike[str] | None,
+    seed: int,
+) -> Dataset:
+    if isinstance(dataset, Dataset):
+        data = dataset
+    elif isinstance(dataset, str):
+        if dataset not in DATASET_NAMES:
+            names = ", ".join(repr(name) for name in DATASET_NAMES)
+            raise ValueError(
+                f"dataset must be one of {names} or a deeplimits.data.Dataset, got "
+                f"{dataset!r}."
+            )
+        data = load_dataset(dataset, dim=dim, data_dir=data_dir, seed=seed)
+    else:
+        raise TypeError(
+            f"dataset must be a name or a deeplimits.data.Dataset, got "
+            f"{describe(dataset)}."
+        )
+    if data.dim_in != data.dim_out:
+        raise ValueError(
+            f"a residual network maps R^d to R^d, so the data set needs as many "
+            f"target entries as inputs, got d_in={data.dim_in} and "
+            f"d_out={data.dim_out}. Pad the targets or project the inputs."
+        )
+    if dim is not None and dim != data.dim_in:
+        raise ValueError(
+            f"dim={dim} does not match the data set, whose inputs have "
+            f"{data.dim_in} features. Pass dim=None or dim={data.dim_in}."
+        )
+    return data
+
+
+def _dataset_record(data: Dataset) -> dict[str, Any]:
+    if data.spec:
+        return dict(data.spec)
+    return {
+        "name": data.name,
+        "user_tensors": True,
+        "dim": data.dim_in,
+        "n_train": data.n_train,
+        "n_test": data.n_test,
+        "task": data.task,
+        "fingerprint": data.fingerprint(),
+    }
+
+
+def _activation_name(activation: Any) -> str:
+    from deeplimits.activations import get_activation
+
+    return get_activation(activation).name
+
+
+def _make_config(
+    depths: list[int], data: Dataset, options: dict[str, Any]
+) -> dict[str, Any]:
+    config: dict[str, Any] = {"format": CONFIG_FORMAT, "depths": depths}
+    config["dataset"] = _dataset_record(data)
+    config["dataset_size"] = {
+        "n_train": data.n_train,
+        "n_test": data.n_test,
+        "task": data.task,
+    }
+    config |= options
+    config["depth_seeds"] = {str(d): depth_seed(options["seed"], d) for d in depths}
+    config["versions"] = _versions()
+    config["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return config
+
+
+def _read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _compare_configs(
+    stored: dict[str, Any], requested: dict[str, Any], run_dir: Path
+) -> None:
+    keys = (set(stored) | set(requested)) - _RESUMABLE_KEYS
+    differing = sorted(key for key in keys if stored.get(key) != requested.get(key))
+    if differing:
+        lines = [
+            f"{key}: stored {stored.get(key)!r}, requested {requested.get(key)!r}"
+            for key in differing
+        ]
+        raise RunConfigError(
+            f"run folder {str(run_dir)!r} was made with a different configuration, "
+            f"so it is not resumed or overwritten. Differing keys: "
+            f"{'; '.join(lines)}. Pass a new out folder, or rerun with the stored "
+            "settings to resume."
+        )
+
+
+def _prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Create or validate the run folder; return the config to store."""
+    config_path = run_dir / "config.json"
+    if config_path.is_file():
+        stored = _read_json(config_path)
+        _compare_configs(stored, config, run_dir)
+        merged = dict(stored)
+        merged["depths"] = sorted(set(stored["depths"]) | set(config["depths"]))
+        merged["depth_seeds"] = dict(stored.get("depth_seeds", {}))
+        merged["depth_seeds"].update(config["depth_seeds"])
+        merged["versions"] = config["versions"]
+        merged["device"] = config["device"]
+        return merged
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunConfigError(
+            f"out folder {str(run_dir)!r} exists, is not empty and has no "
+            "config.json, so it is not a deeplimits run folder. Pass a new or "
+            "empty folder."
+        )
+    return config
+
+
+def _read_metrics(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.json"
+    if path.is_file():
+        return _read_json(path)
+    return {"format": CONFIG_FORMAT, "depths": {}}
+
+
+def _is_finished(run_dir: Path, metrics: dict[str, Any], depth: int) -> bool:
+    return str(depth) in metrics["depths"] and weights_path(run_dir, depth).is_file()
+
+
+def _depth_record(
+    depth: int, seed: int, net: ResNet, result: Any, run_dir: Path | None
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "depth": depth,
+        "seed": seed,
+        "replicas": net.replicas,
+        "stop_reason": result.stop_reason,
+        "epochs_run": result.epochs_run,
+        "wall_time_s": result.wall_time,
+        "initial_train_loss": result.initial_train_loss,
+        "final_train_loss": result.final_train_loss_per_replica,
+        "final_test_loss": result.final_test_loss_per_replica,
+        "final_train_accuracy": result.final_train_accuracy_per_replica,
+        "final_test_accuracy": result.final_test_accuracy_per_replica,
+        "train_loss": result.train_loss,
+        "test_loss": result.test_loss,
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "train_loss_per_replica": result.train_loss_per_replica,
+        "effective_delta_mean": net.effective_delta().mean(dim=-1).reshape(-1).tolist(),
+    }
+    if run_dir is not None:
+        record["weights"] = weights_path(run_dir, depth).relative_to(run_dir).as_posix()
+    return _finite_or_none(record)
+
+
+def depth_sweep(
+    depths: list[int],
+    *,
+    dataset: str | Dataset = "synthetic",
+    dim: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    activation: str = "tanh",
+    delta: str = "shared",
+    init: InitSpec = "xavier-depth",
+    init_scale: float = 0.01,
+    replicas: int = 1,
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    epochs: int = 100,
+    batch_size: int = 32,
+    tol: float = 1e-6,
+    patience: int = 5,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Train one :class:`~deeplimits.ResNet` (with ``replicas`` copies) per depth.
+
+    Each depth ``L`` gets the seed :func:`depth_seed` ``(seed, L)``, which
+    seeds both its initialisation and the shuffling of its training, so a
+    depth's result does not depend on the other depths of the sweep. Depths
+    are trained from the shallowest up with :func:`deeplimits.train`.
+
+    With ``out``, results go to that run folder (layout in the module
+    docstring) after each depth. If ``out`` already contains a sweep, it is
+    resumed: finished depths are loaded, not retrained. Resuming requires the
+    same configuration; only the list of depths may differ (new depths are
+    added to ``config.json``), and the device may change.
+
+    Args:
+        depths: depths :math:`L \\ge 1`, e.g. from :func:`geometric_depths`.
+        dataset: ``"synthetic"``, ``"digits"``, ``"mnist"`` or a
+            :class:`~deeplimits.data.Dataset` (with ``d_in == d_out``).
+        dim: width of the networks. ``None`` takes the data set's width.
+        data_dir: folder that contains ``MNIST/raw`` (for ``dataset="mnist"``).
+        activation: activation name, e.g. ``"tanh"`` (see
+            :func:`deeplimits.get_activation`).
+        delta: ``"none"``, ``"shared"`` or ``"per-layer"``.
+        init: initialisation name or config object (see :mod:`deeplimits.inits`).
+        init_scale: scale ``s`` of the initialisation.
+        replicas: independent networks per depth, trained in one batch.
+        optimizer, lr, epochs, batch_size, tol, patience: passed to
+            :func:`deeplimits.train`.
+        seed: base seed; also the seed of the data set.
+        dtype: floating dtype of the networks.
+        device: device for training (``None``: CPU).
+        out: run folder, created if missing; ``None`` keeps results in memory.
+        progress: show tqdm progress bars.
+
+    Returns:
+        A :class:`SweepResult`.
+
+    Raises:
+        RunConfigError: (a ``ValueError``) if ``out`` contains a run made with a
+            different configuration; the message names the differing keys.
+            Nothing in the folder is changed.
+        FloatingPointError: if training diverges at some depth; the depths
+            finished before it stay in the run folder.
+    """
+    from tqdm.auto import tqdm
+
+    # Validate everything before touching the disk.
+    depth_list = _check_depths(depths)
+    if delta not in DELTA_MODES:
+        raise ValueError(
+            f"delta must be one of {', '.join(map(repr, DELTA_MODES))}, got "
+            f"{describe(delta)}."
+        )
+    check_int("replicas", replicas, minimum=1)
+    check_train_options(
+        optimizer=optimizer,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        tol=tol,
+        patience=patience,
+        seed=seed,
+    )
+    init_scale = check_positive_float("init_scale", init_scale, allow_zero=True)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {describe(dtype)}.")
+    data = _resolve_dataset(dataset, dim, data_dir, seed)
+    options: dict[str, Any] = {
+        "dim": data.dim_in,
+        "activation": _activation_name(activation),
+        "delta": delta,
+        "init": init_name(init),
+        "init_scale": init_scale,
+        "replicas": replicas,
+        "optimizer": optimizer,
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "tol": tol,
+        "patience": patience,
+        "seed": seed,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": str(device) if device is not None else "cpu",
+    }
+    config = _make_config(depth_list, data, options)
+
+    # Run folder: create, or check the stored configuration and resume.
+    run_dir = None if out is None else Path(out)
+    metrics: dict[str, Any] = {"format": CONFIG_FORMAT, "depths": {}}
+    if run_dir is not None:
+        config = _prepare_run_dir(run_dir, config)
+        metrics = _read_metrics(run_dir)
+        _io.atomic_write_json(run_dir / "config.json", config)
+        if not data.spec and not (run_dir / "data.safetensors").is_file():
+            _save_dataset(run_dir / "data.safetensors", data)
+
+    result = SweepResult(run_dir, depth_list, config=config, dataset=data)
+    bar = tqdm(depth_list, disable=not progress, desc="depth sweep", unit="depth")
+    for depth in bar:
+        bar.set_postfix(depth=depth)
+        if run_dir is not None and _is_finished(run_dir, metrics, depth):
+            result.networks[depth] = ResNet.load(
+                weights_path(run_dir, depth), activation=activation, device=device
+            )
+            result.metrics[depth] = metrics["depths"][str(depth)]
+            continue
+
+        # Train this depth, then save weights before the metrics entry.
+        seed_l = depth_seed(seed, depth)
+        net = ResNet(
+            data.dim_in,
+            depth,
+            activation=activation,
+            delta=delta,
+            init=init,
+            init_scale=init_scale,
+            replicas=replicas,
+            seed=seed_l,
+            dtype=dtype,
+            device=device,
+        )
+        try:
+            trained = train(
+                net,
+                data,
+                optimizer=optimizer,
+                lr=lr,
+                epochs=epochs,
+                batch_size=batch_size,
+                tol=tol,
+                patience=patience,
+                seed=seed_l,
+                device=device,
+                progress=progress,
+            )
+        except FloatingPointError as error:
+            raise FloatingPointError(f"depth {depth}: {error}") from error
+        record = _depth_record(depth, seed_l, net, trained, run_dir)
+        result.networks[depth] = net
+        result.metrics[depth] = record
+        if run_dir is not None:
+            net.save(weights_path(run_dir, depth))
+            metrics["depths"][str(depth)] = record
+            metrics["depths"] = dict(
+                sorted(metrics["depths"].items(), key=lambda item: int(item[0]))
+            )
+            _io.atomic_write_json(run_dir / "metrics.json", metrics)
+    bar.close()
+    return result
+
+
+def _save_dataset(path: Path, data: Dataset) -> None:
+    tensors = {
+        "x_train": data.x_train,
+        "y_train": data.y_train,
+        "x_test": data.x_test,
+        "y_test": data.y_test,
+    }
+    if data.labels_train is not None and data.labels_test is not None:
+        tensors["labels_train"] = data.labels_train
+        tensors["labels_test"] = data.labels_test
+    metadata = {"name": data.name, "task": data.task, "description": data.description}
+    _io.save_tensors(path, tensors, metadata)
+
+
+def _load_dataset_file(path: Path) -> Dataset:
+    tensors, metadata = _io.load_tensors(path)
+    return Dataset(
+        name=metadata["name"],
+        x_train=tensors["x_train"],
+        y_train=tensors["y_train"],
+        x_test=tensors["x_test"],
+        y_test=tensors["y_test"],
+        task=metadata["task"],
+        labels_train=tensors.get("labels_train"),
+        labels_test=tensors.get("labels_test"),
+        description=metadata["description"],
+    )
+
+
+def load_sweep(
+    run_dir: str | os.PathLike[str],
+    *,
+    activation: Any = None,
+    device: str | torch.device | None = None,
+    load_data: bool = True,
+) -> SweepResult:
+    """Read a run folder written by :func:`depth_sweep`.
+
+    Networks are read with :meth:`deeplimits.ResNet.load` (safetensors, never
+    pickle). Only finished depths (weight file and metrics entry) are loaded.
+
+    Args:
+        run_dir: the run folder.
+        activation: needed only for networks trained with a user activation,
+            whose function is not stored.
+        device: where to put the networks.
+        load_data: rebuild the data set (built-in data sets are recomputed
+            from their spec, user tensors read from ``data.safetensors``).
+            MNIST needs its files at the stored ``data_dir``.
+
+    Returns:
+        A :class:`SweepResult` whose ``depths`` are the finished depths.
+
+    Raises:
+        FileNotFoundError: if ``run_dir`` or its ``config.json`` is missing.
+    """
+    folder = Path(run_dir)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"no sweep in {str(folder)!r}: expected {str(config_path)!r}. Pass a "
+            "folder written by depth_sweep(out=...) or `deeplimits run`."
+        )
+    config = _read_json(config_path)
+    metrics = _read_metrics(folder)
+    finished = sorted(
+        int(key) for key in metrics["depths"] if _is_finished(folder, metrics, int(key))
+    )
+    result = SweepResult(folder, finished, config=config)
+    for depth in finished:
+        result.networks[depth] = ResNet.load(
+            weights_path(folder, depth), activation=activation, device=device
+        )
+        result.metrics[depth] = metrics["depths"][str(depth)]
+    if load_data:
+        spec = config["dataset"]
+        if spec.get("user_tensors"):
+            result.dataset = _load_dataset_file(folder / "data.safetensors")
+        else:
+            result.dataset = dataset_from_spec(spec)
+    return result

@@ -1,0 +1,293 @@
+"""Tests of the command line, run in-process through deeplimits.cli.main."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import deeplimits.cli as cli
+from deeplimits.cli import StageUnavailableError, main, parse_depths
+
+TINY_RUN = [
+    "run",
+    "--depths",
+    "2,3",
+    "--epochs",
+    "2",
+    "--replicas",
+    "2",
+    "--dim",
+    "3",
+    "--no-progress",
+]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """main() sets torch's thread count; put it back after each test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def stages(monkeypatch):
+    """Replace the later stages by recorders, so only this package's code runs."""
+    calls: list[tuple[str, str, dict]] = []
+
+    def load(name):
+        def entry(run_dir, **options):
+            calls.append((name, str(run_dir), options))
+
+        return entry
+
+    monkeypatch.setattr(cli, "_load_stage", load)
+    return calls
+
+
+def test_parse_depths_forms():
+    assert parse_depths("3:256:2") == [4, 8, 16, 32, 64, 128, 256]
+    assert parse_depths("8, 2,4,4") == [2, 4, 8]
+    assert parse_depths("3:300:1.5")[-1] == 291
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("3:256", "expected 3 fields, got 2"),
+        ("a,b", "invalid depths 'a,b'"),
+        ("0,4", "every depth must be an integer >= 1"),
+        ("3:2:2", "max_depth must be at least min_depth"),
+        ("", "invalid depths ''"),
+    ],
+)
+def test_parse_depths_rejects(text, match):
+    with pytest.raises(argparse.ArgumentTypeError, match=match):
+        parse_depths(text)
+
+
+def test_run_end_to_end(tmp_path, stages, capsys):
+    out = tmp_path / "run"
+    status = main([*TINY_RUN, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["depths"] == [2, 3]
+    assert config["dim"] == 3
+    assert config["activation"] == "tanh"
+    assert config["delta"] == "shared"
+    assert config["init"] == "xavier-depth"
+    assert config["replicas"] == 2
+    assert list(metrics["depths"]) == ["2", "3"]
+    assert (out / "weights" / "depth_00003.safetensors").is_file()
+    assert "## Training" in (out / "report.md").read_text()
+    assert [call[0] for call in stages] == ["analyze", "compare"]
+    assert stages[0][1] == str(out)
+    assert stages[0][2] == {"progress": False}
+    assert f"report: {out / 'report.md'}" in printed
+    assert "train loss" in printed
+
+
+def test_run_options_reach_the_sweep(tmp_path, stages):
+    out = tmp_path / "run"
+    args = [
+        "--activation",
+        "relu",
+        "--delta",
+        "per-layer",
+        "--init",
+        "xavier",
+        "--init-scale",
+        "0.5",
+        "--lr",
+        "0.003",
+        "--batch-size",
+        "8",
+        "--seed",
+        "4",
+        "--optimizer",
+        "sgd",
+        "--reduce",
+    ]
+    assert main([*TINY_RUN, "--out", str(out), *args]) == 0
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["activation"] == "relu"
+    assert config["delta"] == "per-layer"
+    assert config["init"] == "xavier"
+    assert config["init_scale"] == 0.5
+    assert config["lr"] == 0.003
+    assert config["batch_size"] == 8
+    assert config["seed"] == 4
+    assert config["optimizer"] == "sgd"
+    assert [call[0] for call in stages] == ["analyze", "compare", "reduce"]
+
+
+def test_run_on_digits(tmp_path, stages):
+    out = tmp_path / "run"
+    argv = ["run", "--dataset", "digits", "--depths", "2", "--epochs", "1"]
+    assert main([*argv, "--replicas", "1", "--no-progress", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["depths"]["2"]["final_test_accuracy"][0] <= 1.0
+
+
+def test_run_default_out_folder(tmp_path, stages, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(TINY_RUN) == 0
+    folders = list((tmp_path / "runs").glob("run-*"))
+    assert len(folders) == 1
+    assert (folders[0] / "config.json").is_file()
+    assert str(folders[0].relative_to(tmp_path)) in capsys.readouterr().out
+
+
+def test_run_skips_missing_stage(tmp_path, monkeypatch, capsys):
+    def unavailable(name):
+        raise StageUnavailableError(f"{name} is not installed")
+
+    monkeypatch.setattr(cli, "_load_stage", unavailable)
+    assert main([*TINY_RUN, "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: skipping the scaling analysis: analyze is not installed" in printed
+    assert "note: skipping the comparison with the limit" in printed
+
+
+def test_run_reports_failed_stage(tmp_path, monkeypatch, capsys):
+    def load(name):
+        def entry(run_dir, **options):
+            raise RuntimeError(f"{name} broke")
+
+        return entry
+
+    monkeypatch.setattr(cli, "_load_stage", load)
+    assert main([*TINY_RUN, "--out", str(tmp_path / "run")]) == 1
+    captured = capsys.readouterr()
+    assert "error: the scaling analysis failed" in captured.err
+    assert "RuntimeError: analyze broke" in captured.err
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
+def test_run_resumes_same_folder(tmp_path, stages, monkeypatch):
+    out = tmp_path / "run"
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    stamp = (out / "weights" / "depth_00002.safetensors").stat().st_mtime_ns
+
+    import deeplimits.sweep as sweep_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished depth was trained again")
+
+    monkeypatch.setattr(sweep_module, "train", no_training)
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    assert (out / "weights" / "depth_00002.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_run_rejects_other_configuration(tmp_path, stages, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    assert main([*TINY_RUN, "--out", str(out), "--lr", "0.5"]) == 2
+    assert "lr: stored 0.01, requested 0.5" in capsys.readouterr().err
+
+
+def test_run_missing_mnist_folder(tmp_path, stages, capsys):
+    missing = tmp_path / "nothing"
+    argv = ["run", "--dataset", "mnist", "--data-dir", str(missing)]
+    status = main([*argv, "--depths", "2", "--no-progress", "--out", str(tmp_path)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert str(missing / "MNIST" / "raw" / "train-images-idx3-ubyte") in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--delta", "both"], "argument --delta: invalid choice: 'both'"),
+        (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+        (["--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
+        (["--depths", "3:2:2"], "argument --depths: invalid depths '3:2:2'"),
+        (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got '0'"),
+        (["--replicas", "two"], "argument --replicas: must be an integer >= 1"),
+        (["--lr", "-1"], "argument --lr: must be a finite number > 0, got '-1'"),
+        (["--lr", "nan"], "argument --lr: must be a finite number > 0, got 'nan'"),
+        (["--init-scale", "-0.1"], "argument --init-scale: must be a finite number"),
+        (["--seed", "-2"], "argument --seed: must be an integer >= 0, got '-2'"),
+        (["--dataset", "mnist"], "argument --data-dir: required with --dataset mnist"),
+        (["--data-dir", "/x"], "argument --data-dir: only used with --dataset mnist"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_run_rejects_bad_options(argv, match, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", *argv])
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_help_names_units(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "depths L in layers" in text
+    assert "passes over the training set" in text
+    assert "samples per optimizer step" in text
+    assert "3:300:1.5" in text
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out
+
+
+def test_stage_command_calls_entry_point(tmp_path, stages):
+    out = tmp_path / "run"
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    stages.clear()
+    assert main(["reduce", str(out), "--basis", "fourier", "--terms", "5"]) == 0
+    assert stages == [
+        ("reduce", str(out), {"progress": True, "basis": "fourier", "K": 5})
+    ]
+
+
+def test_stage_command_rejects_non_run_folder(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path)]) == 2
+    assert "is not a run folder (no config.json)" in capsys.readouterr().err
+
+
+def test_stage_command_unavailable(tmp_path, monkeypatch, capsys):
+    (tmp_path / "config.json").write_text("{}")
+
+    def unavailable(name):
+        raise StageUnavailableError("deeplimits.compare is not installed")
+
+    monkeypatch.setattr(cli, "_load_stage", unavailable)
+    assert main(["compare", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "comparison with the limit is not available" in err
+
+
+def test_load_stage_reports_missing_module(monkeypatch):
+    monkeypatch.setitem(
+        cli.STAGES, "analyze", ("deeplimits.no_such_module", "analyze_run", "x")
+    )
+    with pytest.raises(StageUnavailableError, match="no_such_module is not installed"):
+        cli._load_stage("analyze")
+    monkeypatch.setitem(cli.STAGES, "analyze", ("deeplimits.data", "analyze_run", "x"))
+    with pytest.raises(StageUnavailableError, match="has no function analyze_run"):
+        cli._load_stage("analyze")
+
+
+def test_python_dash_m_runs():
+    completed = subprocess.run(
+        [sys.executable, "-m", "deeplimits", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0
+    assert "--depths" in completed.stdout

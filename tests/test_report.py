@@ -1,0 +1,105 @@
+"""Tests of the run report: training plots, training section, assembly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deeplimits import ResNet
+from deeplimits.data import synthetic_ode
+from deeplimits.report import (
+    plot_final_loss,
+    plot_weights,
+    write_report,
+    write_training_section,
+)
+from deeplimits.sweep import depth_sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run on one CPU thread: small matrices gain nothing from more threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "run"
+    data = synthetic_ode(dim=3, n_train=32, n_test=8)
+    depth_sweep([2, 4], dataset=data, replicas=2, epochs=2, out=out, progress=False)
+    return out
+
+
+def test_training_section_and_report(run_dir):
+    section = write_training_section(run_dir)
+    text = section.read_text()
+    assert section.name == "10-training.md"
+    assert text.startswith("## Training")
+    assert "Data: synthetic (32 train, 8 test samples, width d = 3)" in text
+    assert "| 2 | 2 | 2 |" in text
+    assert "| 4 | 2 | 2 |" in text
+    assert "plots/training_loss.png" in text
+    assert "plots/training_weights_depth_00004.png" in text
+    for name in ("training_loss.png", "training_weights_depth_00004.png"):
+        assert (run_dir / "plots" / name).read_bytes()[:8] == PNG_MAGIC
+    report = (run_dir / "report.md").read_text()
+    assert report.startswith("# deeplimits report: run")
+    assert "## Training" in report
+
+
+def test_report_orders_sections_by_name(tmp_path):
+    sections = tmp_path / "sections"
+    sections.mkdir()
+    (sections / "30-limits.md").write_text("## Limits\n")
+    (sections / "10-training.md").write_text("## Training\n")
+    (sections / "20-scaling.md").write_text("## Scaling\n")
+    report = write_report(tmp_path, title="Run A").read_text()
+    assert report.startswith("# Run A\n")
+    assert report.index("## Training") < report.index("## Scaling")
+    assert report.index("## Scaling") < report.index("## Limits")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_report_without_sections(tmp_path):
+    text = write_report(tmp_path).read_text()
+    assert "No report sections have been written yet." in text
+
+
+def test_report_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_report(tmp_path / "missing")
+
+
+def test_plot_weights_with_replicas(tmp_path):
+    net = ResNet(3, 6, replicas=2, init="xavier", seed=0)
+    path = plot_weights(net, tmp_path / "w.png", entries=2, replica=1)
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_final_loss_handles_missing_values(tmp_path):
+    metrics = {
+        2: {"replicas": 2, "final_train_loss": [0.1, None], "final_test_loss": [0.2]},
+        4: {"replicas": 2, "final_train_loss": [0.05, 0.06], "final_test_loss": [0.1]},
+    }
+    path = plot_final_loss(metrics, tmp_path / "loss.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ValueError, match="at least one depth"):
+        plot_final_loss({}, tmp_path / "empty.png")
+
+
+def test_training_section_needs_finished_depth(tmp_path):
+    depth_sweep(
+        [2],
+        dataset=synthetic_ode(dim=2, n_train=8, n_test=2),
+        epochs=1,
+        out=tmp_path / "run",
+        progress=False,
+    )
+    (tmp_path / "run" / "metrics.json").unlink()
+    with pytest.raises(ValueError, match="no finished depth"):
+        write_training_section(tmp_path / "run")
