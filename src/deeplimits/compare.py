@@ -1,0 +1,605 @@
+r"""Compare residual networks with their continuous-time limit.
+
+For a network with hidden states :math:`h_0 = x, \dots, h_L` and a limit
+:math:`H` solved from :math:`H(0) = x`, the trajectory error of one input is
+
+.. math::
+
+    e(x) = \frac{\max_{k = 0..L} \|h_k - H(t_k)\|}{\|x\|}, \qquad t_k = k/L,
+
+with Euclidean norms (an input with :math:`x = 0` uses the absolute error).
+:func:`compare` reduces :math:`e(x)` over a batch by its maximum (default) or
+mean, and reports the output error :math:`\|h_L - H(1)\| / \|x\|` the same
+way, together with the test loss (mean squared error) and accuracy of the
+network and of the limit. Over a sweep, :func:`compare_sweep` fits
+:math:`e \approx C L^{-\gamma}` by least squares on log-log axes, with a 95%
+Student-t interval for :math:`\gamma`. :func:`compare_run` does all of this
+for a run folder and writes ``limits.json``, plots and a report section.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from scipy import stats
+from torch import Tensor, nn
+
+from ._checks import check_choice, check_tensor
+from .network import ResNet, layer_times
+
+__all__ = [
+    "Comparison",
+    "RateFit",
+    "SweepComparison",
+    "compare",
+    "compare_run",
+    "compare_sweep",
+    "fit_rate",
+    "plot_error_vs_depth",
+    "plot_trajectories",
+]
+
+REDUCTIONS = ("max", "mean")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A network against a limit on one batch of inputs.
+
+    Attributes:
+        depth: Depth :math:`L` of the network.
+        trajectory_error: :math:`\\max_k \\|h_k - H(t_k)\\| / \\|x\\|`, reduced
+            over inputs by ``reduction``.
+        output_error: :math:`\\|h_L - H(1)\\| / \\|x\\|`, reduced the same way.
+        reduction: ``"max"`` or ``"mean"`` over inputs.
+        per_input_error: Trajectory error of each input, shape ``(batch,)``.
+        network_loss, limit_loss: Mean squared error against the targets, or
+            ``None`` without targets.
+        network_accuracy, limit_accuracy: Share of inputs whose output's
+            largest entry matches the label, or ``None`` without labels.
+    """
+
+    depth: int
+    trajectory_error: float
+    output_error: float
+    reduction: str
+    per_input_error: Tensor
+    network_loss: float | None = None
+    limit_loss: float | None = None
+    network_accuracy: float | None = None
+    limit_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the numbers as a JSON-serialisable dictionary."""
+        return {
+            "depth": self.depth,
+            "trajectory_error": self.trajectory_error,
+            "output_error": self.output_error,
+            "reduction": self.reduction,
+            "network_loss": self.network_loss,
+            "limit_loss": self.limit_loss,
+            "network_accuracy": self.network_accuracy,
+            "limit_accuracy": self.limit_accuracy,
+        }
+
+
+@dataclass(frozen=True)
+class RateFit:
+    r"""Least-squares fit of :math:`\log e = \log C - \gamma \log L`.
+
+    Attributes:
+        gamma: Convergence rate :math:`\gamma`.
+        stderr: Standard error of :math:`\gamma`.
+        ci_low, ci_high: 95% Student-t interval with ``n - 2`` degrees of freedom.
+        r2: Coefficient of determination on log-log axes.
+        depths: Depths used in the fit.
+    """
+
+    gamma: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    r2: float
+    depths: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fit as a JSON-serialisable dictionary."""
+        return {
+            "gamma": self.gamma,
+            "stderr": self.stderr,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "r2": self.r2,
+            "depths": list(self.depths),
+        }
+
+
+@dataclass(frozen=True)
+class SweepComparison:
+    """Comparisons at every depth of a sweep and the fitted convergence rate.
+
+    Attributes:
+        comparisons: :class:`Comparison` per depth.
+        rate: Fit of the trajectory error against depth, or ``None`` with
+            fewer than 3 depths of positive error.
+    """
+
+    comparisons: dict[int, Comparison] = field(default_factory=dict)
+    rate: RateFit | None = None
+
+
+def fit_rate(depths: list[int], errors: list[float]) -> RateFit | None:
+    r"""Fit :math:`e \approx C L^{-\gamma}` and its 95% interval.
+
+    Points with a zero or non-finite error are left out; fewer than 3
+    remaining points return ``None``, because the interval needs at least one
+    degree of freedom.
+    """
+    pairs = [
+        (d, e)
+        for d, e in zip(depths, errors, strict=True)
+        if e > 0 and math.isfinite(e)
+    ]
+    if len(pairs) < 3:
+        return None
+    log_depth = torch.tensor([math.log(d) for d, _ in pairs], dtype=torch.float64)
+    log_error = torch.tensor([math.log(e) for _, e in pairs], dtype=torch.float64)
+    n = len(pairs)
+    centred = log_depth - log_depth.mean()
+    slope = float((centred * (log_error - log_error.mean())).sum() / (centred**2).sum())
+    intercept = float(log_error.mean()) - slope * float(log_depth.mean())
+    residuals = log_error - (intercept + slope * log_depth)
+    sse = float((residuals**2).sum())
+    sst = float(((log_error - log_error.mean()) ** 2).sum())
+    stderr = math.sqrt(sse / (n - 2) / float((centred**2).sum()))
+    quantile = float(stats.t.ppf(0.975, n - 2))
+    gamma = -slope
+    return RateFit(
+        gamma=gamma,
+        stderr=stderr,
+        ci_low=gamma - quantile * stderr,
+        ci_high=gamma + quantile * stderr,
+        r2=1.0 - sse / sst if sst > 0 else 1.0,
+        depths=tuple(d for d, _ in pairs),
+    )
+
+
+def _network_states(net: ResNet, x: Tensor, replica: int) -> tuple[ResNet, Tensor]:
+    single = net.replica(replica) if net.has_replicas else net
+    single = copy.deepcopy(single).to(dtype=torch.float64, device=x.device)
+    with torch.no_grad():
+        return single, single.hidden_states(x)
+
+
+def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> Tensor:
+    ts = layer_times(depth).to(x.device)
+    if hasattr(limit, "sample"):
+        limit_depth = int(limit.depth)  # type: ignore[attr-defined]
+        if limit_depth != depth:
+            raise ValueError(
+                f"a pathwise SDE limit is driven by its own network's path, so it "
+                f"can only be compared with a network of depth {limit_depth}, got "
+                f"depth {depth}. Fit a limit per depth with fit_limit(net, 'sde')."
+            )
+        return limit.integrate(x, ts).ys  # type: ignore[operator]
+    return limit.integrate(x, ts, rtol=1e-8, atol=1e-10).ys  # type: ignore[operator]
+
+
+def _mse(output: Tensor, y: Tensor | None) -> float | None:
+    return None if y is None else float(((output - y) ** 2).mean())
+
+
+def _accuracy(output: Tensor, labels: Tensor | None) -> float | None:
+    if labels is None:
+        return None
+    return float((output.argmax(dim=1) == labels).double().mean())
+
+
+def compare(
+    net: ResNet,
+    limit: nn.Module,
+    x: Tensor,
+    y: Tensor | None = None,
+    *,
+    labels: Tensor | None = None,
+    reduction: str = "max",
+    replica: int = 0,
+) -> Comparison:
+    r"""Measure how far a network's hidden states are from a limit's solution.
+
+    Both are evaluated in float64 on copies, so the comparison measures the
+    model error and not float32 rounding. ODE limits are solved with dopri5
+    at ``rtol=1e-8``, ``atol=1e-10``; an SDE limit uses its pathwise mode, so
+    it must come from a network of the same depth.
+
+    Args:
+        net: The network; with replicas, replica ``replica`` is compared.
+        limit: A limit from :func:`~deeplimits.limits.fit_limit`.
+        x: Inputs, shape ``(batch, d)``.
+        y: Targets, shape ``(batch, d)``, for the test losses.
+        labels: Class labels, shape ``(batch,)``, for the accuracies.
+        reduction: ``"max"`` or ``"mean"`` of the per-input errors.
+        replica: Replica of ``net`` to compare.
+
+    Returns:
+        A :class:`Comparison`.
+
+    Raises:
+        ValueError: for a bad reduction, shapes that do not match, or a
+            pathwise SDE limit of another depth.
+    """
+    check_choice("reduction", reduction, REDUCTIONS)
+    check_tensor("x", x, ndim=2)
+    if x.shape[1] != net.dim:
+        raise ValueError(
+            f"x must have shape (batch, {net.dim}) to match the network, got "
+            f"{tuple(x.shape)}."
+        )
+    if y is not None and tuple(y.shape) != tuple(x.shape):
+        raise ValueError(
+            f"y must have the shape of x {tuple(x.shape)}, got {tuple(y.shape)}."
+        )
+    x64 = x.detach().to(torch.float64)
+    _, states = _network_states(net, x64, replica)
+    limit64 = copy.deepcopy(limit).to(dtype=torch.float64, device=x.device)
+    with torch.no_grad():
+        solution = _limit_states(limit64, x64, net.depth)
+
+    scale = x64.norm(dim=1)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    per_input = (states - solution).norm(dim=2).amax(dim=0) / scale
+    output_gap = (states[-1] - solution[-1]).norm(dim=1) / scale
+    reduce: Callable[[Tensor], Tensor] = (
+        torch.amax if reduction == "max" else torch.mean
+    )
+    y64 = None if y is None else y.detach().to(torch.float64)
+    return Comparison(
+        depth=net.depth,
+        trajectory_error=float(reduce(per_input)),
+        output_error=float(reduce(output_gap)),
+        reduction=reduction,
+        per_input_error=per_input,
+        network_loss=_mse(states[-1], y64),
+        limit_loss=_mse(solution[-1], y64),
+        network_accuracy=_accuracy(states[-1], labels),
+        limit_accuracy=_accuracy(solution[-1], labels),
+    )
+
+
+def compare_sweep(
+    networks: Mapping[int, ResNet],
+    limit: nn.Module | Callable[[ResNet], nn.Module],
+    x: Tensor,
+    y: Tensor | None = None,
+    *,
+    labels: Tensor | None = None,
+    reduction: str = "max",
+    exclude_depths: tuple[int, ...] = (),
+    progress: bool = False,
+) -> SweepComparison:
+    r"""Compare every network of a sweep with a limit and fit the rate :math:`\gamma`.
+
+    Args:
+        networks: ``{depth: ResNet}``.
+        limit: One limit for every depth (ODE limits), or a function that builds
+            the limit of each network (pathwise SDE limits, one per depth).
+        x, y, labels, reduction: As for :func:`compare`.
+        exclude_depths: Depths compared but left out of the rate fit, e.g. the
+            depth the limit was fitted from.
+        progress: Show a progress bar.
+
+    Returns:
+        A :class:`SweepComparison`.
+    """
+    depths = sorted(networks)
+    iterator: Any = depths
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(depths, desc="compare", unit="depth")
+    comparisons = {}
+    for depth in iterator:
+        net = networks[depth]
+        target = limit if isinstance(limit, nn.Module) else limit(net)
+        comparisons[depth] = compare(
+            net, target, x, y, labels=labels, reduction=reduction
+        )
+    used = [d for d in depths if d not in exclude_depths]
+    rate = fit_rate(used, [comparisons[d].trajectory_error for d in used])
+    return SweepComparison(comparisons=comparisons, rate=rate)
+
+
+def plot_trajectories(
+    networks: Mapping[int, ResNet],
+    limit: nn.Module | None,
+    x: Tensor,
+    path: str | Path,
+    *,
+    n_inputs: int = 3,
+    component: int = 0,
+    max_depths: int = 4,
+) -> Path:
+    """Plot one coordinate of the hidden states of a few inputs against ``t``.
+
+    Each panel is one input: the network at up to ``max_depths`` depths
+    (markers at :math:`t_k`) and the limit (a line on a fine grid; the
+    pathwise SDE limit of the deepest network on its knots).
+
+    Returns:
+        The path of the PNG file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x64 = x[:n_inputs].detach().to(torch.float64)
+    depths = sorted(networks)
+    if len(depths) > max_depths:
+        picks = torch.linspace(0, len(depths) - 1, max_depths).round().long()
+        depths = [depths[int(i)] for i in picks]
+    figure, axes = plt.subplots(1, x64.shape[0], figsize=(4 * x64.shape[0], 3.2))
+    axes = [axes] if x64.shape[0] == 1 else list(axes)
+    colours = plt.cm.viridis(torch.linspace(0, 0.9, len(depths)).numpy())
+    for colour, depth in zip(colours, depths, strict=True):
+        _, states = _network_states(networks[depth], x64, 0)
+        times = layer_times(depth).numpy()
+        for i, axis in enumerate(axes):
+            axis.plot(
+                times,
+                states[:, i, component].numpy(),
+                "o",
+                ms=2.5,
+                color=colour,
+                label=f"network L={depth}",
+            )
+    if limit is not None:
+        limit64 = copy.deepcopy(limit).to(dtype=torch.float64)
+        with torch.no_grad():
+            if hasattr(limit64, "sample"):
+                solution = limit64.integrate(x64)
+            else:
+                ts = torch.linspace(0, 1, 201, dtype=torch.float64)
+                solution = limit64.integrate(x64, ts, rtol=1e-8, atol=1e-10)
+        for i, axis in enumerate(axes):
+            axis.plot(
+                solution.ts.numpy(),
+                solution.ys[:, i, component].numpy(),
+                "k-",
+                lw=1.2,
+                label="limit H(t)",
+            )
+    for i, axis in enumerate(axes):
+        axis.set_xlabel("t = k / L")
+        axis.set_ylabel(f"coordinate {component}")
+        axis.set_title(f"input {i}")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_error_vs_depth(result: SweepComparison, path: str | Path) -> Path:
+    """Plot the trajectory and output errors against depth on log-log axes.
+
+    Returns:
+        The path of the PNG file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    depths = sorted(result.comparisons)
+    trajectory = [result.comparisons[d].trajectory_error for d in depths]
+    output = [result.comparisons[d].output_error for d in depths]
+    figure, axis = plt.subplots(figsize=(5, 3.6))
+    axis.loglog(depths, trajectory, "o-", label="max_k |h_k - H(t_k)| / |x|")
+    axis.loglog(depths, output, "s--", label="|h_L - H(1)| / |x|")
+    rate = result.rate
+    if rate is not None:
+        fitted = [result.comparisons[d].trajectory_error for d in rate.depths]
+        log_c = sum(
+            math.log(e) + rate.gamma * math.log(d)
+            for d, e in zip(rate.depths, fitted, strict=True)
+        ) / len(fitted)
+        line = [math.exp(log_c) * d ** (-rate.gamma) for d in rate.depths]
+        axis.loglog(
+            rate.depths,
+            line,
+            "k:",
+            label=f"fit L^-gamma, gamma = {rate.gamma:.2f} "
+            f"[{rate.ci_low:.2f}, {rate.ci_high:.2f}]",
+        )
+    axis.set_xlabel("depth L")
+    axis.set_ylabel(f"error ({result.comparisons[depths[0]].reduction} over inputs)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".tmp.png")
+    figure.savefig(temporary, dpi=120)
+    plt.close(figure)
+    temporary.replace(target)
+    return target
+
+
+def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Compare every depth of a run folder with the deep limit and report it.
+
+    Steps: read the sweep (:func:`deeplimits.sweep.load_sweep`), fit the limit
+    with ``fit_limit(sweep, "auto")`` (the scaling verdict from
+    ``scaling.json`` when present), compare each depth on the test inputs,
+    fit the convergence rate, then write ``RUN_DIR/limits.json``,
+    ``RUN_DIR/plots/limits_trajectories.png``,
+    ``RUN_DIR/plots/limits_error_vs_depth.png`` and
+    ``RUN_DIR/sections/30-limits.md``, and reassemble ``report.md`` with
+    :func:`deeplimits.report.write_report`.
+
+    ODE limits are fitted from the deepest network and compared with every
+    shallower one (the deepest depth is left out of the rate fit). An SDE limit
+    is pathwise, so each depth is compared with the SDE driven by its own
+    path. When no limit applies, the networks are compared with the neural
+    ODE of the deepest network as a discrete reference, and the report says
+    there is no limit.
+
+    Returns:
+        The content of ``limits.json``.
+    """
+    from ._io import atomic_write_json, atomic_write_text
+    from .limits import NoLimitError, fit_limit
+    from .report import write_report
+    from .sweep import load_sweep
+
+    start = time.perf_counter()
+    folder = Path(run_dir)
+    sweep = load_sweep(folder)
+    networks = {d: sweep.networks[d] for d in sweep.depths}
+    if not networks:
+        raise FileNotFoundError(
+            f"run folder {str(folder)!r} has no finished depths to compare. "
+            "Train a sweep into it first."
+        )
+    if sweep.dataset is None:
+        raise ValueError(
+            f"run folder {str(folder)!r} has no data set to compare on; "
+            "load_sweep could not rebuild it."
+        )
+    deepest = max(networks)
+    data = sweep.dataset
+    x, y, labels = data.x_test, data.y_test, data.labels_test
+
+    evidence: Any
+    try:
+        limit = fit_limit(sweep, "auto")
+        evidence = limit.evidence
+        has_limit = True
+    except NoLimitError as error:
+        evidence = error.evidence
+        limit = fit_limit(networks[deepest], "neural-ode")
+        has_limit = False
+    regime = evidence.regime if has_limit else "none"
+
+    if regime == "sde":
+        target: Any = lambda net: fit_limit(net, "sde")  # noqa: E731
+        excluded: tuple[int, ...] = ()
+    else:
+        target, excluded = limit, (deepest,)
+    result = compare_sweep(
+        networks,
+        target,
+        x,
+        y,
+        labels=labels,
+        exclude_depths=excluded,
+        progress=progress,
+    )
+
+    plots = folder / "plots"
+    trajectory_limit = limit if regime != "sde" else fit_limit(networks[deepest], "sde")
+    shown = {d: n for d, n in networks.items() if regime != "sde" or d == deepest}
+    plot_trajectories(shown, trajectory_limit, x, plots / "limits_trajectories.png")
+    plot_error_vs_depth(result, plots / "limits_error_vs_depth.png")
+
+    record = {
+        "regime": regime,
+        "has_limit": has_limit,
+        "limit_class": type(limit).__name__ if has_limit else None,
+        "limit_depth": deepest,
+        "evidence": evidence.to_dict(),
+        "reduction": "max",
+        "per_depth": {
+            str(d): c.to_dict() for d, c in sorted(result.comparisons.items())
+        },
+        "rate": None if result.rate is None else result.rate.to_dict(),
+        "rate_excludes": list(excluded),
+        "wall_time_s": time.perf_counter() - start,
+    }
+    atomic_write_json(folder / "limits.json", record)
+    atomic_write_text(folder / "sections" / "30-limits.md", _section(record))
+    write_report(folder)
+    return record
+
+
+_EQUATIONS = {
+    "neural-ode": "dH/dt = deltabar(t) sigma(Abar(t) H + bbar(t))",
+    "linear-ode": "dH/dt = sigma'(0) (W(t) H + c(t)),  W = lim L delta_k A_k",
+    "sde": "dH = sigma'(0) (dV^A H + dV^b) + (sigma''(0)/2) dQ(H)  (Ito)",
+}
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def _section(record: dict[str, Any]) -> str:
+    evidence = record["evidence"]
+    lines = ["## Deep limit and convergence", ""]
+    if record["has_limit"]:
+        lines.append(
+            f"Limit: **{record['regime']}** ({record['limit_class']}), chosen from "
+            f"{evidence['source']}: `{_EQUATIONS[record['regime']]}`."
+        )
+    else:
+        lines.append(
+            "No ODE or SDE limit: the networks are compared with the neural ODE "
+            f"of the deepest network (L = {record['limit_depth']}) as a discrete "
+            "reference only."
+        )
+    lines.append("")
+    lines.extend(f"- {reason}" for reason in evidence["reasons"])
+    lines.append("")
+    if record["regime"] == "sde":
+        lines.append(
+            "Each depth is compared with the pathwise SDE driven by its own "
+            "weight path (Euler with dt = 1/L), so the error measures the "
+            "second-order expansion of the network."
+        )
+    else:
+        lines.append(
+            f"Each depth is compared with the limit fitted from depth "
+            f"{record['limit_depth']}."
+        )
+    lines += [
+        "",
+        "| L | max_k abs(h_k - H(t_k)) / abs(x) | output error | test loss "
+        "(network) | test loss (limit) | accuracy (network) | accuracy (limit) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for depth, row in record["per_depth"].items():
+        lines.append(
+            f"| {depth} | {_number(row['trajectory_error'])} | "
+            f"{_number(row['output_error'])} | {_number(row['network_loss'])} | "
+            f"{_number(row['limit_loss'])} | {_number(row['network_accuracy'])} | "
+            f"{_number(row['limit_accuracy'])} |"
+        )
+    rate = record["rate"]
+    lines.append("")
+    if rate is None:
+        lines.append("Too few depths with a positive error to fit a rate.")
+    else:
+        lines.append(
+            f"Convergence rate: error ~ L^-gamma with gamma = {rate['gamma']:.3f} "
+            f"(95% interval [{rate['ci_low']:.3f}, {rate['ci_high']:.3f}], "
+            f"R^2 = {rate['r2']:.3f}, depths {rate['depths']})."
+        )
+    lines += [
+        "",
+        "![trajectories](plots/limits_trajectories.png)",
+        "",
+        "![error against depth](plots/limits_error_vs_depth.png)",
+        "",
+    ]
+    return "\n".join(lines)
