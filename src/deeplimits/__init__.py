@@ -6,18 +6,73 @@ trained weights scale with depth, and map them to their continuous-time limit
 """
 
 from .activations import Activation, get_activation
+from .compare import compare, compare_sweep
+from .data import Dataset, digits, from_tensors, load_dataset, mnist, synthetic_ode
 from .inits import FractionalBrownian, Smooth
+from .limits import (
+    LimitSolution,
+    LinearODELimit,
+    LinearQuadraticSDELimit,
+    NeuralODELimit,
+    NoLimitError,
+    RegimeEvidence,
+    fit_limit,
+)
 from .network import ResNet, effective_weights, layer_times
+from .reduced import ReducedLimitModel
+from .scaling import (
+    PowerLawFit,
+    RegimeThresholds,
+    ScalingResult,
+    estimate_scaling,
+    fit_power_law,
+)
+from .sweep import (
+    RunConfigError,
+    SweepResult,
+    depth_sweep,
+    geometric_depths,
+    load_sweep,
+)
+from .training import TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
+    "Dataset",
     "FractionalBrownian",
+    "LimitSolution",
+    "LinearODELimit",
+    "LinearQuadraticSDELimit",
+    "NeuralODELimit",
+    "NoLimitError",
+    "PowerLawFit",
+    "ReducedLimitModel",
+    "RegimeEvidence",
+    "RegimeThresholds",
     "ResNet",
+    "RunConfigError",
+    "ScalingResult",
     "Smooth",
+    "SweepResult",
+    "TrainResult",
+    "compare",
+    "compare_sweep",
+    "depth_sweep",
+    "digits",
     "effective_weights",
+    "estimate_scaling",
+    "fit_limit",
+    "fit_power_law",
+    "from_tensors",
+    "geometric_depths",
     "get_activation",
     "layer_times",
+    "load_dataset",
+    "load_sweep",
+    "mnist",
+    "synthetic_ode",
+    "train",
     "__version__",
 ]
