@@ -54,6 +54,17 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def atomic_save_figure(
+    figure: Any, path: str | os.PathLike[str], *, dpi: int = 120
+) -> Path:
+    """Save a matplotlib figure as PNG to ``path`` atomically, tightly cropped."""
+
+    def write(temporary: str) -> None:
+        figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight")
+
+    return _atomic_write(path, write)
+
+
 def save_tensors(
     path: str | os.PathLike[str],
     tensors: Mapping[str, Tensor],

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 from scipy import stats
 from torch import Tensor, nn
 
 from ._checks import check_choice, check_tensor
+from ._io import atomic_save_figure
 from .network import ResNet, layer_times
 
 __all__ = [
@@ -337,17 +339,17 @@ def plot_trajectories(
     """
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     x64 = x[:n_inputs].detach().to(torch.float64)
     depths = sorted(networks)
     if len(depths) > max_depths:
         picks = torch.linspace(0, len(depths) - 1, max_depths).round().long()
         depths = [depths[int(i)] for i in picks]
-    figure, axes = plt.subplots(1, x64.shape[0], figsize=(4 * x64.shape[0], 3.2))
+    figure = Figure(figsize=(4 * x64.shape[0], 3.2))
+    axes = figure.subplots(1, x64.shape[0])
     axes = [axes] if x64.shape[0] == 1 else list(axes)
-    colours = plt.cm.viridis(torch.linspace(0, 0.9, len(depths)).numpy())
+    colours = matplotlib.colormaps["viridis"](
+        torch.linspace(0, 0.9, len(depths)).numpy()
+    )
     for colour, depth in zip(colours, depths, strict=True):
         _, states = _network_states(networks[depth], x64, 0)
         times = layer_times(depth).numpy()
@@ -391,15 +393,11 @@ def plot_error_vs_depth(result: SweepComparison, path: str | Path) -> Path:
     Returns:
         The path of the PNG file.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     depths = sorted(result.comparisons)
     trajectory = [result.comparisons[d].trajectory_error for d in depths]
     output = [result.comparisons[d].output_error for d in depths]
-    figure, axis = plt.subplots(figsize=(5, 3.6))
+    figure = Figure(figsize=(5, 3.6))
+    axis = figure.subplots()
     axis.loglog(depths, trajectory, "o-", label="max_k |h_k - H(t_k)| / |x|")
     axis.loglog(depths, output, "s--", label="|h_L - H(1)| / |x|")
     rate = result.rate
@@ -425,15 +423,7 @@ def plot_error_vs_depth(result: SweepComparison, path: str | Path) -> Path:
 
 
 def _save(figure: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    temporary.replace(target)
-    return target
+    return atomic_save_figure(figure, path)
 
 
 def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeplimits._io import atomic_write_text
+from deeplimits._io import atomic_save_figure, atomic_write_text
 from deeplimits.network import ResNet, effective_weights
 
 __all__ = [
@@ -31,23 +30,6 @@ __all__ = [
 ]
 
 TRAINING_SECTION = "10-training.md"
-
-
-def _save_figure(figure: Any, path: Path) -> Path:
-    """Save a figure as PNG through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    os.close(descriptor)
-    try:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
 
 
 def _new_figure(width: float, height: float, columns: int = 1) -> tuple[Any, Any]:
@@ -107,7 +89,7 @@ def plot_final_loss(
     axes.set_title(f"Final loss against depth ({replicas} replicas, min-max bars)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
-    return _save_figure(figure, Path(path))
+    return atomic_save_figure(figure, path, dpi=110)
 
 
 def plot_weights(
@@ -167,7 +149,7 @@ def plot_weights(
     right.legend(fontsize="small")
     if net.has_replicas:
         figure.suptitle(f"replica {replica} of {net.replicas}")
-    return _save_figure(figure, Path(path))
+    return atomic_save_figure(figure, path, dpi=110)
 
 
 def _format_loss(values: list[float | None]) -> str:

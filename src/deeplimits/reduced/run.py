@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_save_figure, atomic_write_json, atomic_write_text
 from .basis import Basis
 from .model import ReducedLimitModel
 
@@ -248,22 +247,6 @@ def _section(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _save_png(figure: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    os.close(descriptor)
-    try:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
-
-
 def _figure(columns: int) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -301,7 +284,7 @@ def _plot_weights(
         axis.set_xlabel("t = k / L")
         axis.set_ylabel(f"Frobenius norm of {label}")
         axis.legend(fontsize=8)
-    return _save_png(figure, folder / "plots" / "reduced_weights.png")
+    return atomic_save_figure(figure, folder / "plots" / "reduced_weights.png", dpi=110)
 
 
 def _plot_loss(folder: Path, metrics: dict[str, Any]) -> Path:
@@ -318,4 +301,4 @@ def _plot_loss(folder: Path, metrics: dict[str, Any]) -> Path:
     axis.set_xlabel("epoch")
     axis.set_ylabel("mean squared error")
     axis.legend(fontsize=8)
-    return _save_png(figure, folder / "plots" / "reduced_loss.png")
+    return atomic_save_figure(figure, folder / "plots" / "reduced_loss.png", dpi=110)

@@ -1,25 +1,23 @@
-r"""Plots of a :class:`~deeplimits.scaling.result.ScalingResult` (matplotlib, Agg).
+r"""Plots of a :class:`~deeplimits.scaling.result.ScalingResult` (matplotlib).
 
-Each function draws one figure, saves it as PNG when ``path`` is given and
-returns the :class:`matplotlib.figure.Figure`; close it with
-``matplotlib.pyplot.close(fig)`` when done. :func:`plot_all` writes the full set
-into a folder.
+Each function draws one :class:`matplotlib.figure.Figure`, saves it as PNG when
+``path`` is given and returns it. The figures are built without pyplot, so
+they leave the user's backend and pyplot's figure list alone; display one in a
+notebook by evaluating it. :func:`plot_all` writes the full set into a folder.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .result import ScalingResult  # noqa: E402
+from .._io import atomic_save_figure
+from .result import ScalingResult
 
 __all__ = [
     "plot_fits",
@@ -49,11 +47,17 @@ _LABELS = {
 }
 
 
+def _subplots(
+    *grid: int, figsize: tuple[float, float], **options: Any
+) -> tuple[Figure, Any]:
+    # Figures built without pyplot leave the user's backend and figure list alone.
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def _save(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
     if path is not None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=120, bbox_inches="tight")
+        atomic_save_figure(fig, path)
     return fig
 
 
@@ -69,7 +73,7 @@ def plot_fits(
     :math:`C L^{-\\beta}` and its confidence band for the mean line.
     """
     name = statistic or result.statistic
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), squeeze=False)
+    fig, axes = _subplots(1, 5, figsize=(17, 3.6), squeeze=False)
     depths = np.asarray(result.depths, dtype=np.float64)
     grid = np.geomspace(depths.min(), depths.max(), 100)
     for axis, sequence in zip(
@@ -109,8 +113,8 @@ def plot_profiles(
     its own fitted exponent, so that smooth scaling makes the curves collapse
     onto :math:`\|\bar X(t)\|`.
     """
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), squeeze=False)
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(result.depths)))
+    fig, axes = _subplots(1, 4, figsize=(15, 3.6), squeeze=False)
+    colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(result.depths)))
     for axis, sequence in zip(axes[0], ("A", "b", "delta", "delta*A"), strict=True):
         fit = result.fit(sequence).pooled
         exponent = 0.0 if fit is None else fit.exponent
@@ -143,7 +147,7 @@ def plot_paths(
     """
     gamma = result.beta_effective.exponent
     reference = {"smooth": 1.0, "diffusive": 0.5}.get(result.regime, gamma)
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         1,
         len(result.path_entries),
         figsize=(5 * len(result.path_entries), 3.6),
@@ -176,7 +180,7 @@ def plot_delta(
     """
     fit = result.fit("delta")
     depths = np.asarray(result.depths, dtype=np.float64)
-    fig, axis = plt.subplots(figsize=(5, 3.8))
+    fig, axis = _subplots(figsize=(5, 3.8))
     for row in np.asarray(fit.values):
         axis.scatter(depths, row, s=14, alpha=0.7)
     if fit.pooled is not None:
@@ -207,7 +211,7 @@ def plot_roughness(
 ) -> Figure:
     """Plot the roughness ratio against depth with the classification bands."""
     limits = result.thresholds
-    fig, axis = plt.subplots(figsize=(5, 3.8))
+    fig, axis = _subplots(figsize=(5, 3.8))
     axis.axhspan(
         limits.smooth_min_ratio, 2.05, color="tab:green", alpha=0.15, label="smooth"
     )
@@ -254,7 +258,6 @@ def plot_all(result: ScalingResult, folder: str | os.PathLike[str]) -> dict[str,
     written = {}
     for name, make in makers.items():
         file = target / PLOT_FILES[name]
-        fig = make(result, path=file)
-        plt.close(fig)
+        make(result, path=file)
         written[name] = file
     return written
