@@ -252,3 +252,12 @@ def test_from_weights_rejects_dtype_mismatch():
         ResNet.from_weights(
             torch.zeros(3, 2, 2), torch.zeros(3, 2, dtype=torch.float64)
         )
+
+
+def test_load_rejects_corrupt_file(tmp_path):
+    path = tmp_path / "garbage.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(
+        ValueError, match=r"garbage.safetensors' is not a readable safetensors"
+    ):
+        ResNet.load(path)

@@ -96,12 +96,18 @@ def load_tensors(
     path: str | os.PathLike[str], *, device: str | torch.device | None = None
 ) -> tuple[dict[str, Tensor], dict[str, str]]:
     """Load the tensors and the string metadata of a safetensors file."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"No safetensors file at {str(source)!r}.")
-    tensors = load_file(str(source), device=str(device) if device else "cpu")
-    with safe_open(str(source), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
+    try:
+        tensors = load_file(str(source), device=str(device) if device else "cpu")
+        with safe_open(str(source), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+    except SafetensorError as error:
+        raise ValueError(
+            f"{str(source)!r} is not a readable safetensors file ({error}). "
+            "Check the path, or write the file again with ResNet.save."
+        ) from error
     return tensors, metadata
