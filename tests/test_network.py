@@ -261,3 +261,12 @@ def test_load_rejects_corrupt_file(tmp_path):
         ValueError, match=r"garbage.safetensors' is not a readable safetensors"
     ):
         ResNet.load(path)
+
+
+def test_forward_rejects_device_mismatch():
+    net = ResNet(3, 4, seed=0)
+    x = torch.zeros(5, 3, device="meta")
+    with pytest.raises(
+        ValueError, match=r"x is on device meta but the model is on cpu"
+    ):
+        net(x)

@@ -91,7 +91,14 @@ def check_tensor(
             f"{name} must have a floating dtype, got {value.dtype}. "
             "Convert it with .float() or .double()."
         )
-    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    if finite:
+        check_finite(name, value)
+    return value
+
+
+def check_finite(name: str, value: Tensor) -> Tensor:
+    """Check that a floating tensor has no NaN or infinite entries."""
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
         bad = int((~torch.isfinite(value)).sum())
         raise ValueError(
             f"{name} contains {bad} NaN or infinite entries "

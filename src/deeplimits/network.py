@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ._checks import (
     check_choice,
+    check_finite,
     check_int,
     check_positive_float,
     check_same_dtype_device,
@@ -181,8 +182,9 @@ class ResNet(nn.Module):
         return A, b, delta
 
     def _batched_input(self, x: Any) -> Tensor:
-        check_tensor("x", x, ndim=(2, 3) if self.has_replicas else 2)
+        check_tensor("x", x, ndim=(2, 3) if self.has_replicas else 2, finite=False)
         check_same_dtype_device("x", x, self.A)
+        check_finite("x", x)
         if x.shape[-1] != self.dim:
             raise ValueError(
                 f"x must have {self.dim} features in its last dimension to match "
