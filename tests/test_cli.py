@@ -16,7 +16,7 @@ from deeplimits.cli import StageUnavailableError, main, parse_depths
 TINY_RUN = [
     "run",
     "--depths",
-    "2,3",
+    "1,2,3",
     "--epochs",
     "2",
     "--replicas",
@@ -52,7 +52,7 @@ def stages(monkeypatch):
 
 def test_parse_depths_forms():
     assert parse_depths("3:256:2") == [4, 8, 16, 32, 64, 128, 256]
-    assert parse_depths("8, 2,4,4") == [2, 4, 8]
+    assert parse_depths("8, 2,4") == [2, 4, 8]
     assert parse_depths("3:300:1.5")[-1] == 291
 
 
@@ -64,6 +64,12 @@ def test_parse_depths_forms():
         ("0,4", "every depth must be an integer >= 1"),
         ("3:2:2", "max_depth must be at least min_depth"),
         ("", "invalid depths ''"),
+        ("4,8", "at least 3 distinct depths, got 2: 4, 8"),
+        ("4", "at least 3 distinct depths, got 1: 4"),
+        ("3:9:2", "at least 3 distinct depths, got 2: 4, 8"),
+        ("4,4", "depth 4 listed more than once"),
+        ("4,4,8,16", "depth 4 listed more than once"),
+        ("8,4,8,4,16", "depths 4, 8 listed more than once"),
     ],
 )
 def test_parse_depths_rejects(text, match):
@@ -78,13 +84,13 @@ def test_run_end_to_end(tmp_path, stages, capsys):
     assert status == 0
     config = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
-    assert config["depths"] == [2, 3]
+    assert config["depths"] == [1, 2, 3]
     assert config["dim"] == 3
     assert config["activation"] == "tanh"
     assert config["delta"] == "shared"
     assert config["init"] == "xavier-depth"
     assert config["replicas"] == 2
-    assert list(metrics["depths"]) == ["2", "3"]
+    assert list(metrics["depths"]) == ["1", "2", "3"]
     assert (out / "weights" / "depth_00003.safetensors").is_file()
     assert "## Training" in (out / "report.md").read_text()
     assert [call[0] for call in stages] == ["analyze", "compare"]
@@ -131,7 +137,7 @@ def test_run_options_reach_the_sweep(tmp_path, stages):
 
 def test_run_on_digits(tmp_path, stages):
     out = tmp_path / "run"
-    argv = ["run", "--dataset", "digits", "--depths", "2", "--epochs", "1"]
+    argv = ["run", "--dataset", "digits", "--depths", "1,2,3", "--epochs", "1"]
     assert main([*argv, "--replicas", "1", "--no-progress", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["depths"]["2"]["final_test_accuracy"][0] <= 1.0
@@ -187,6 +193,98 @@ def test_run_resumes_same_folder(tmp_path, stages, monkeypatch):
     assert (out / "weights" / "depth_00002.safetensors").stat().st_mtime_ns == stamp
 
 
+def test_too_few_depths_rejected_before_work(tmp_path, stages, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--depths", "4,8", "--no-progress", "--out", str(out)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "the scaling analysis needs at least 3 distinct depths" in err
+    assert not out.exists()
+    assert stages == []
+
+
+def _interrupt_at_call(monkeypatch, call: int) -> None:
+    """Make the sweep's training raise KeyboardInterrupt at the given call."""
+    import deeplimits.sweep as sweep_module
+
+    real_train = sweep_module.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train", train)
+
+
+def test_run_interrupted_then_resumed(tmp_path, stages, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _interrupt_at_call(monkeypatch, 2)
+    assert main([*TINY_RUN, "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert (
+        f"Interrupted. The finished depth (1) is saved in {out}; rerun the same "
+        f"command with --out {out} to resume." in captured.err
+    )
+    assert stages == []
+
+    monkeypatch.undo()
+    monkeypatch.setattr(cli, "_load_stage", lambda name: lambda run_dir, **kw: None)
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Resuming {out}: 1 depth already trained (1), training 2, 3." in printed
+
+
+def test_run_interrupted_before_first_depth(tmp_path, stages, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _interrupt_at_call(monkeypatch, 1)
+    assert main([*TINY_RUN, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert (
+        f"Interrupted before the first depth finished, so nothing is saved in {out}"
+        in err
+    )
+
+
+def test_run_interrupted_during_stage(tmp_path, monkeypatch, capsys):
+    def load(name):
+        def entry(run_dir, **options):
+            raise KeyboardInterrupt
+
+        return entry
+
+    monkeypatch.setattr(cli, "_load_stage", load)
+    out = tmp_path / "run"
+    assert main([*TINY_RUN, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted during the scaling analysis" in err
+    assert f"run `deeplimits analyze {out}`" in err
+
+
+def test_run_prints_divergence_warning(tmp_path, stages, capsys):
+    out = tmp_path / "run"
+    argv = [*TINY_RUN, "--lr", "1e6", "--out", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "deeplimits run: warning: depth 1: training diverged" in captured.err
+    assert "diverged: lower --lr" in captured.out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["depths"]["1"]["diverged"] is True
+
+
+def test_version_prints_package_version(capsys):
+    import deeplimits
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"deeplimits {deeplimits.__version__}"
+
+
 def test_run_rejects_other_configuration(tmp_path, stages, capsys):
     out = tmp_path / "run"
     assert main([*TINY_RUN, "--out", str(out)]) == 0
@@ -197,7 +295,8 @@ def test_run_rejects_other_configuration(tmp_path, stages, capsys):
 def test_run_missing_mnist_folder(tmp_path, stages, capsys):
     missing = tmp_path / "nothing"
     argv = ["run", "--dataset", "mnist", "--data-dir", str(missing)]
-    status = main([*argv, "--depths", "2", "--no-progress", "--out", str(tmp_path)])
+    depths = ["--depths", "1,2,3"]
+    status = main([*argv, *depths, "--no-progress", "--out", str(tmp_path)])
     assert status == 2
     err = capsys.readouterr().err
     assert str(missing / "MNIST" / "raw" / "train-images-idx3-ubyte") in err
@@ -210,6 +309,8 @@ def test_run_missing_mnist_folder(tmp_path, stages, capsys):
         (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
         (["--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
         (["--depths", "3:2:2"], "argument --depths: invalid depths '3:2:2'"),
+        (["--depths", "4,8"], "argument --depths: invalid depths '4,8'"),
+        (["--depths", "4,4,8"], "argument --depths: invalid depths '4,4,8'"),
         (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got '0'"),
         (["--replicas", "two"], "argument --replicas: must be an integer >= 1"),
         (["--lr", "-1"], "argument --lr: must be a finite number > 0, got '-1'"),

@@ -253,6 +253,7 @@ def test_mnist_missing_folder_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads") as info:
         mnist(tmp_path / "nowhere")
     assert expected in str(info.value)
+    assert "as root= in Python or as --data-dir on the command line" in str(info.value)
 
 
 def test_mnist_missing_labels_file(mnist_root):
@@ -366,7 +367,7 @@ def test_load_dataset_names_and_errors(tmp_path):
     assert data.fingerprint() == synthetic_ode(seed=2).fingerprint()
     with pytest.raises(ValueError, match="name must be one of .* got 'cifar'"):
         load_dataset("cifar")
-    with pytest.raises(ValueError, match="data_dir is missing"):
+    with pytest.raises(ValueError, match="data_dir is missing.*--data-dir"):
         load_dataset("mnist")
     with pytest.raises(ValueError, match="dim must be 25 for the MNIST data"):
         load_dataset("mnist", dim=10, data_dir=tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -15,10 +16,12 @@ from deeplimits.sweep import (
     RunConfigError,
     depth_seed,
     depth_sweep,
+    finished_depths,
     geometric_depths,
     load_sweep,
     weights_path,
 )
+from deeplimits.training import DivergenceWarning
 
 _SOURCE = synthetic_ode(dim=3, n_train=40, n_test=1, seed=0)
 
@@ -257,6 +260,30 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert resumed.depths == [2]
     depth_sweep([2, 3], out=out, **TINY)
     assert load_sweep(out).depths == [2, 3]
+
+
+def test_loss_growth_warning_names_the_depth(tmp_path):
+    options = dict(TINY, lr=1e6, epochs=2)
+    with pytest.warns(DivergenceWarning, match="depth 2: training diverged") as record:
+        sweep = depth_sweep([2], out=tmp_path / "run", **options)
+    assert record[0].filename == __file__
+    assert sweep.metrics[2]["diverged"] is True
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stored["depths"]["2"]["diverged"] is True
+
+
+def test_resume_logs_reused_depths(tmp_path, caplog):
+    out = tmp_path / "run"
+    depth_sweep([2], out=out, **TINY)
+    assert finished_depths(out) == [2]
+    with caplog.at_level(logging.INFO, logger="deeplimits.sweep"):
+        depth_sweep([2, 3], out=out, **TINY)
+    expected = f"Resuming {out}: 1 depth already trained (2), training 3."
+    assert caplog.messages == [expected]
+
+
+def test_finished_depths_of_missing_folder(tmp_path):
+    assert finished_depths(tmp_path / "nothing") == []
 
 
 def test_divergence_names_the_depth(tmp_path):

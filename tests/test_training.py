@@ -10,7 +10,7 @@ from torch import nn
 
 from deeplimits import ResNet
 from deeplimits.data import Dataset, from_tensors, synthetic_ode
-from deeplimits.training import train
+from deeplimits.training import DivergenceWarning, train
 
 
 @pytest.fixture(autouse=True)
@@ -186,6 +186,35 @@ def test_divergence_with_huge_learning_rate_keeps_finite_weights():
     with pytest.raises(FloatingPointError, match="Lower lr"):
         train(model, data, optimizer="sgd", lr=1e6, epochs=50, progress=False)
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_loss_growth_warns_and_sets_diverged():
+    data = synthetic_ode(n_train=64, n_test=16)
+    with pytest.warns(DivergenceWarning, match="more than 10 times") as record:
+        result = train(ResNet(10, 4, seed=0), data, epochs=2, lr=1e6, progress=False)
+    assert result.diverged
+    assert result.train_loss[-1] > 10 * result.initial_train_loss
+    message = str(record[0].message)
+    assert f"final training loss {result.train_loss[-1]:.3g}" in message
+    assert f"before training, {result.initial_train_loss:.3g}" in message
+    assert "Lower lr" in message
+    assert issubclass(record[0].category, RuntimeWarning)
+    assert record[0].filename == __file__
+
+
+def test_loss_growth_names_replicas():
+    data = synthetic_ode(n_train=64, n_test=16)
+    net = ResNet(10, 4, seed=0, replicas=2)
+    with pytest.warns(DivergenceWarning, match=r"in replicas \[0, 1\]"):
+        result = train(net, data, epochs=2, lr=1e6, progress=False)
+    assert len(result.initial_train_loss_per_replica) == 2
+    assert result.diverged
+
+
+def test_converging_run_is_not_diverged(recwarn):
+    result = train(nn.Linear(3, 2), _linear_data(), epochs=3, progress=False)
+    assert not result.diverged
+    assert not [w for w in recwarn if issubclass(w.category, DivergenceWarning)]
 
 
 def test_progress_bar_can_be_turned_off(capsys):

@@ -31,16 +31,18 @@ from .sweep import (
     RunConfigError,
     SweepResult,
     depth_sweep,
+    finished_depths,
     geometric_depths,
     load_sweep,
 )
-from .training import TrainResult, train
+from .training import DivergenceWarning, TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
     "Dataset",
+    "DivergenceWarning",
     "FractionalBrownian",
     "LimitSolution",
     "LinearODELimit",
@@ -64,6 +66,7 @@ __all__ = [
     "effective_weights",
     "estimate_scaling",
     "fit_limit",
+    "finished_depths",
     "fit_power_law",
     "from_tensors",
     "geometric_depths",

@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import math
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from deeplimits import __version__
 
 __all__ = ["build_parser", "main", "parse_depths"]
 
 #: Default depth grid: floor(1.5^n) between 3 and 300, that is
 #: 3, 5, 7, 11, 17, 25, 38, 57, 86, 129, 194, 291.
 DEFAULT_DEPTHS = "3:300:1.5"
+
+#: Fewest distinct depths ``run`` accepts: the scaling analysis fits a power
+#: law in the depth, and two points always fit a line exactly.
+MIN_RUN_DEPTHS = 3
+
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_STATUS = 130
 
 # (module, function, description) of each stage after training.
 STAGES = {
@@ -40,9 +51,16 @@ class StageUnavailableError(RuntimeError):
 def parse_depths(text: str) -> list[int]:
     """Parse ``--depths``: ``MIN:MAX:BASE`` (geometric grid) or ``4,8,16``.
 
+    The result holds at least :data:`MIN_RUN_DEPTHS` (3) distinct depths,
+    because the scaling analysis after training fits a power law in the depth.
+
+    Returns:
+        The depths in increasing order.
+
     Raises:
-        argparse.ArgumentTypeError: with the value received and the two
-            accepted forms.
+        argparse.ArgumentTypeError: for a malformed value, a depth below 1, a
+            depth listed twice, or fewer than 3 depths; the message gives the
+            value received and the two accepted forms.
     """
     from deeplimits.sweep import geometric_depths
 
@@ -53,11 +71,22 @@ def parse_depths(text: str) -> list[int]:
             parts = text.split(":")
             if len(parts) != 3:
                 raise ValueError(f"expected 3 fields, got {len(parts)}")
-            return geometric_depths(int(parts[0]), int(parts[1]), float(parts[2]))
-        depths = [int(part) for part in text.split(",") if part.strip()]
-        if not depths or min(depths) < 1:
-            raise ValueError("every depth must be an integer >= 1")
-        return sorted(set(depths))
+            depths = geometric_depths(int(parts[0]), int(parts[1]), float(parts[2]))
+        else:
+            depths = [int(part) for part in text.split(",") if part.strip()]
+            if not depths or min(depths) < 1:
+                raise ValueError("every depth must be an integer >= 1")
+            repeated = sorted({d for d in depths if depths.count(d) > 1})
+            if repeated:
+                listed = ", ".join(map(str, repeated))
+                noun = "depth" if len(repeated) == 1 else "depths"
+                raise ValueError(f"{noun} {listed} listed more than once")
+        if len(depths) < MIN_RUN_DEPTHS:
+            raise ValueError(
+                f"the scaling analysis needs at least {MIN_RUN_DEPTHS} distinct "
+                f"depths, got {len(depths)}: {', '.join(map(str, depths))}"
+            )
+        return sorted(depths)
     except ValueError as error:
         raise argparse.ArgumentTypeError(
             f"invalid depths {text!r} ({str(error).rstrip('.')}). {forms}"
@@ -133,9 +162,9 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         type=parse_depths,
         default=DEFAULT_DEPTHS,
         metavar="MIN:MAX:BASE|L1,L2,...",
-        help="depths L in layers: MIN:MAX:BASE gives the distinct floor(BASE^n) "
-        "in [MIN, MAX], or a comma-separated list (default: "
-        f"{DEFAULT_DEPTHS}, i.e. 3, 5, 7, 11, ..., 194, 291)",
+        help="depths L in layers, at least 3 distinct: MIN:MAX:BASE gives the "
+        "distinct floor(BASE^n) in [MIN, MAX], or a comma-separated list without "
+        f"repeats (default: {DEFAULT_DEPTHS}, i.e. 3, 5, 7, 11, ..., 194, 291)",
     )
     network.add_argument(
         "--activation",
@@ -260,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train residual networks across depths and study their deep "
         "limit (scaling of the weights, neural ODE or SDE limit).",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser(
         "run",
@@ -334,6 +366,8 @@ def _print_summary(metrics: dict[int, dict[str, Any]]) -> None:
         accuracy = record.get("final_test_accuracy")
         if accuracy:
             line += f"  test accuracy {100 * sum(accuracy) / len(accuracy):.1f}%"
+        if record.get("diverged"):
+            line += "  diverged: lower --lr"
         print(line)
 
 
@@ -357,6 +391,68 @@ def _run_stage(name: str, run_dir: Path, progress: bool, **options: Any) -> bool
     return True
 
 
+def _sweep_with_messages(sweep: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``depth_sweep``, printing its resume line and divergence warnings.
+
+    The resume line comes from the ``deeplimits.sweep`` logger at INFO level
+    and goes to stdout. Each :class:`~deeplimits.training.DivergenceWarning`
+    is printed to stderr as ``deeplimits run: warning: ...``; other warnings
+    are issued again unchanged.
+    """
+    from deeplimits.sweep import logger as sweep_logger
+    from deeplimits.training import DivergenceWarning
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = sweep_logger.level
+    sweep_logger.addHandler(handler)
+    sweep_logger.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DivergenceWarning)
+            try:
+                return sweep(*args, **kwargs)
+            finally:
+                _print_warnings(caught, DivergenceWarning)
+    finally:
+        sweep_logger.removeHandler(handler)
+        sweep_logger.setLevel(level)
+
+
+def _print_warnings(
+    caught: list[warnings.WarningMessage], category: type[Warning]
+) -> None:
+    for item in caught:
+        if issubclass(item.category, category):
+            print(f"deeplimits run: warning: {item.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(
+                item.message, item.category, item.filename, item.lineno
+            )
+
+
+def _print_interrupted(run_dir: Path) -> None:
+    """Print what Ctrl-C during training left in ``run_dir`` and how to resume."""
+    from deeplimits.sweep import finished_depths
+
+    done = finished_depths(run_dir)
+    if done:
+        noun, verb = ("depth", "is") if len(done) == 1 else ("depths", "are")
+        saved = (
+            f"Interrupted. The finished {noun} ({', '.join(map(str, done))}) "
+            f"{verb} saved in {run_dir}"
+        )
+    else:
+        saved = (
+            "Interrupted before the first depth finished, so nothing is saved "
+            f"in {run_dir}"
+        )
+    print(
+        f"\n{saved}; rerun the same command with --out {run_dir} to resume.",
+        file=sys.stderr,
+    )
+
+
 def _command_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from deeplimits.report import write_training_section
     from deeplimits.sweep import RunConfigError, depth_sweep
@@ -378,7 +474,8 @@ def _command_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     # Stage 1: the depth sweep and its report section.
     started = time.perf_counter()
     try:
-        sweep = depth_sweep(
+        sweep = _sweep_with_messages(
+            depth_sweep,
             args.depths,
             dataset=args.dataset,
             dim=args.dim,
@@ -405,15 +502,27 @@ def _command_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     except FloatingPointError as error:
         print(f"deeplimits run: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        _print_interrupted(run_dir)
+        return INTERRUPTED_STATUS
     write_training_section(run_dir)
     print(f"training done in {time.perf_counter() - started:.1f} s")
     _print_summary(sweep.metrics)
 
     # Later stages; each one writes its own section and the report.
-    ok = _run_stage("analyze", run_dir, progress)
-    ok = _run_stage("compare", run_dir, progress) and ok
-    if args.reduce:
-        ok = _run_stage("reduce", run_dir, progress) and ok
+    stages = ["analyze", "compare", *(["reduce"] if args.reduce else [])]
+    ok = True
+    for name in stages:
+        try:
+            ok = _run_stage(name, run_dir, progress) and ok
+        except KeyboardInterrupt:
+            print(
+                f"\nInterrupted during the {STAGES[name][2]}. The trained depths "
+                f"are saved in {run_dir}; run `deeplimits {name} {run_dir}` to "
+                "repeat this stage.",
+                file=sys.stderr,
+            )
+            return INTERRUPTED_STATUS
     print(f"report: {run_dir / 'report.md'}")
     print(f"total time {time.perf_counter() - started:.1f} s")
     return 0 if ok else 1
@@ -443,7 +552,11 @@ def _command_stage(args: argparse.Namespace) -> int:
             options["basis"] = args.basis
         if args.terms is not None:
             options["K"] = args.terms
-    entry(run_dir, **options)
+    try:
+        entry(run_dir, **options)
+    except KeyboardInterrupt:
+        print(f"\ndeeplimits {args.command}: interrupted.", file=sys.stderr)
+        return INTERRUPTED_STATUS
     print(f"report: {run_dir / 'report.md'}")
     return 0
 
@@ -453,7 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 1 if a stage failed, 2 for invalid
-        input (argparse errors exit with status 2 through ``SystemExit``).
+        input (argparse errors exit with status 2 through ``SystemExit``),
+        130 after Ctrl-C (``KeyboardInterrupt``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -463,6 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.command == "run":
-        return _command_run(args, parser)
-    return _command_stage(args)
+    try:
+        if args.command == "run":
+            return _command_run(args, parser)
+        return _command_stage(args)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the steps that print their own message, e.g. while
+        # writing the training section of the report.
+        print(f"\ndeeplimits {args.command}: interrupted.", file=sys.stderr)
+        return INTERRUPTED_STATUS

@@ -423,8 +423,8 @@ def _mnist_folder(root: Path) -> Path:
         " (or the same name with .gz) and the other three idx files "
         f"({', '.join(list(_MNIST_FILES.values())[1:])}) in {str(expected)!r}, "
         "the folder layout of torchvision.datasets.MNIST. deeplimits never "
-        "downloads data: copy the files there or pass the folder that contains "
-        "MNIST/raw as root."
+        "downloads data: copy the files there, or pass the folder that contains "
+        "MNIST/raw as root= in Python or as --data-dir on the command line."
     )
 
 
@@ -740,8 +740,8 @@ def load_dataset(
     if data_dir is None:
         raise ValueError(
             "data_dir is missing, and the MNIST data needs it: pass the folder that "
-            "contains "
-            "MNIST/raw/train-images-idx3-ubyte (torchvision's layout)."
+            "contains MNIST/raw/train-images-idx3-ubyte (torchvision's layout) as "
+            "data_dir= in Python or as --data-dir on the command line."
         )
     return mnist(data_dir, seed=seed)
 

@@ -21,10 +21,12 @@ training only the depths that are not finished.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,19 +39,22 @@ from deeplimits._checks import check_int, check_positive_float, describe
 from deeplimits.data import DATASET_NAMES, Dataset, dataset_from_spec, load_dataset
 from deeplimits.inits import InitSpec, init_name
 from deeplimits.network import DELTA_MODES, ResNet
-from deeplimits.training import check_train_options, train
+from deeplimits.training import DivergenceWarning, check_train_options, train
 
 __all__ = [
     "RunConfigError",
     "SweepResult",
     "depth_seed",
     "depth_sweep",
+    "finished_depths",
     "geometric_depths",
     "load_sweep",
     "weights_path",
 ]
 
 CONFIG_FORMAT = "deeplimits.sweep/1"
+
+logger = logging.getLogger(__name__)
 
 # Keys of config.json that may differ when a run folder is resumed: the list
 # of depths may grow, and where or when a run happened does not change the
@@ -320,6 +325,57 @@ def _is_finished(run_dir: Path, metrics: dict[str, Any], depth: int) -> bool:
     return str(depth) in metrics["depths"] and weights_path(run_dir, depth).is_file()
 
 
+def finished_depths(run_dir: str | os.PathLike[str]) -> list[int]:
+    """Return the finished depths of a run folder, in increasing order.
+
+    A depth is finished when both its weight file and its entry in
+    ``metrics.json`` exist. A missing folder or ``metrics.json`` gives ``[]``.
+    """
+    folder = Path(run_dir)
+    metrics = _read_metrics(folder)
+    return sorted(
+        int(key) for key in metrics["depths"] if _is_finished(folder, metrics, int(key))
+    )
+
+
+def _resume_message(run_dir: Path, reused: list[int], to_train: list[int]) -> str:
+    if reused:
+        noun = "depth" if len(reused) == 1 else "depths"
+        done = f"{len(reused)} {noun} already trained ({', '.join(map(str, reused))})"
+    else:
+        done = "no depth finished yet"
+    todo = (
+        f"training {', '.join(map(str, to_train))}"
+        if to_train
+        else "nothing left to train"
+    )
+    return f"Resuming {run_dir}: {done}, {todo}."
+
+
+def _train_depth(depth: int, net: ResNet, data: Dataset, **options: Any) -> Any:
+    """Train one depth; prefix its errors and divergence warnings with the depth.
+
+    A :class:`~deeplimits.training.DivergenceWarning` is issued again with
+    ``depth L:`` in front and ``stacklevel`` pointing at the caller of
+    :func:`depth_sweep`. Other warnings pass through unchanged.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DivergenceWarning)
+        try:
+            trained = train(net, data, **options)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"depth {depth}: {error}") from error
+    for item in caught:
+        if issubclass(item.category, DivergenceWarning):
+            # Levels: this function, depth_sweep, then its caller.
+            warnings.warn(f"depth {depth}: {item.message}", item.category, stacklevel=3)
+        else:
+            warnings.warn_explicit(
+                item.message, item.category, item.filename, item.lineno
+            )
+    return trained
+
+
 def _depth_record(
     depth: int, seed: int, net: ResNet, result: Any, run_dir: Path | None
 ) -> dict[str, Any]:
@@ -329,6 +385,7 @@ def _depth_record(
         "replicas": net.replicas,
         "stop_reason": result.stop_reason,
         "epochs_run": result.epochs_run,
+        "diverged": result.diverged,
         "wall_time_s": result.wall_time,
         "initial_train_loss": result.initial_train_loss,
         "final_train_loss": result.final_train_loss_per_replica,
@@ -459,39 +516,48 @@ def depth_sweep(
     run_dir = None if out is None else Path(out)
     metrics: dict[str, Any] = {"format": CONFIG_FORMAT, "depths": {}}
     if run_dir is not None:
+        resuming = (run_dir / "config.json").is_file()
         config = _prepare_run_dir(run_dir, config)
         metrics = _read_metrics(run_dir)
+        if resuming:
+            reused = [d for d in depth_list if _is_finished(run_dir, metrics, d)]
+            to_train = [d for d in depth_list if d not in reused]
+            logger.info(_resume_message(run_dir, reused, to_train))
         _io.atomic_write_json(run_dir / "config.json", config)
         if not data.spec and not (run_dir / "data.safetensors").is_file():
             _save_dataset(run_dir / "data.safetensors", data)
 
     result = SweepResult(run_dir, depth_list, config=config, dataset=data)
-    bar = tqdm(depth_list, disable=not progress, desc="depth sweep", unit="depth")
-    for depth in bar:
-        bar.set_postfix(depth=depth)
-        if run_dir is not None and _is_finished(run_dir, metrics, depth):
-            result.networks[depth] = ResNet.load(
-                weights_path(run_dir, depth), activation=activation, device=device
-            )
-            result.metrics[depth] = metrics["depths"][str(depth)]
-            continue
+    # The context manager closes the bar on KeyboardInterrupt too.
+    progress_bar = tqdm(
+        depth_list, disable=not progress, desc="depth sweep", unit="depth"
+    )
+    with progress_bar as bar:
+        for depth in bar:
+            bar.set_postfix(depth=depth)
+            if run_dir is not None and _is_finished(run_dir, metrics, depth):
+                result.networks[depth] = ResNet.load(
+                    weights_path(run_dir, depth), activation=activation, device=device
+                )
+                result.metrics[depth] = metrics["depths"][str(depth)]
+                continue
 
-        # Train this depth, then save weights before the metrics entry.
-        seed_l = depth_seed(seed, depth)
-        net = ResNet(
-            data.dim_in,
-            depth,
-            activation=activation,
-            delta=delta,
-            init=init,
-            init_scale=init_scale,
-            replicas=replicas,
-            seed=seed_l,
-            dtype=dtype,
-            device=device,
-        )
-        try:
-            trained = train(
+            # Train this depth, then save weights before the metrics entry.
+            seed_l = depth_seed(seed, depth)
+            net = ResNet(
+                data.dim_in,
+                depth,
+                activation=activation,
+                delta=delta,
+                init=init,
+                init_scale=init_scale,
+                replicas=replicas,
+                seed=seed_l,
+                dtype=dtype,
+                device=device,
+            )
+            trained = _train_depth(
+                depth,
                 net,
                 data,
                 optimizer=optimizer,
@@ -504,19 +570,16 @@ def depth_sweep(
                 device=device,
                 progress=progress,
             )
-        except FloatingPointError as error:
-            raise FloatingPointError(f"depth {depth}: {error}") from error
-        record = _depth_record(depth, seed_l, net, trained, run_dir)
-        result.networks[depth] = net
-        result.metrics[depth] = record
-        if run_dir is not None:
-            net.save(weights_path(run_dir, depth))
-            metrics["depths"][str(depth)] = record
-            metrics["depths"] = dict(
-                sorted(metrics["depths"].items(), key=lambda item: int(item[0]))
-            )
-            _io.atomic_write_json(run_dir / "metrics.json", metrics)
-    bar.close()
+            record = _depth_record(depth, seed_l, net, trained, run_dir)
+            result.networks[depth] = net
+            result.metrics[depth] = record
+            if run_dir is not None:
+                net.save(weights_path(run_dir, depth))
+                metrics["depths"][str(depth)] = record
+                metrics["depths"] = dict(
+                    sorted(metrics["depths"].items(), key=lambda item: int(item[0]))
+                )
+                _io.atomic_write_json(run_dir / "metrics.json", metrics)
     return result
 
 
@@ -585,9 +648,7 @@ def load_sweep(
         )
     config = _read_json(config_path)
     metrics = _read_metrics(folder)
-    finished = sorted(
-        int(key) for key in metrics["depths"] if _is_finished(folder, metrics, int(key))
-    )
+    finished = finished_depths(folder)
     result = SweepResult(folder, finished, config=config)
     for depth in finished:
         result.networks[depth] = ResNet.load(

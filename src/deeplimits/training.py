@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,15 @@ from torch import Tensor, nn
 from deeplimits._checks import check_choice, check_int, check_positive_float, describe
 from deeplimits.data import Dataset
 
-__all__ = ["OPTIMIZERS", "STOP_REASONS", "TrainResult", "check_train_options", "train"]
+__all__ = [
+    "DIVERGENCE_FACTOR",
+    "OPTIMIZERS",
+    "STOP_REASONS",
+    "DivergenceWarning",
+    "TrainResult",
+    "check_train_options",
+    "train",
+]
 
 #: Optimizer names accepted by :func:`train`.
 OPTIMIZERS = ("adam", "sgd")
@@ -25,7 +34,15 @@ STOP_REASONS = ("tol", "patience", "epochs")
 #: Relative decrease of the training loss that counts as an improvement.
 IMPROVEMENT = 0.01
 
+#: A final training loss above this multiple of the loss before training
+#: marks the run as diverged (:attr:`TrainResult.diverged`).
+DIVERGENCE_FACTOR = 10.0
+
 _EVAL_BATCH = 4096
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training ended with a finite loss far above the loss before training."""
 
 
 @dataclass
@@ -54,6 +71,12 @@ class TrainResult:
             ``"epochs"`` (epoch cap reached).
         epochs_run: number of epochs trained.
         initial_train_loss: mean training loss before the first step.
+        initial_train_loss_per_replica: training loss of each replica before
+            the first step.
+        diverged: ``True`` when some replica's final training loss is more
+            than :data:`DIVERGENCE_FACTOR` (10) times its loss before
+            training; :func:`train` then also issues a
+            :class:`DivergenceWarning`.
         wall_time: seconds spent in :func:`train`.
     """
 
@@ -69,6 +92,8 @@ class TrainResult:
     stop_reason: str = "epochs"
     epochs_run: int = 0
     initial_train_loss: float = math.nan
+    initial_train_loss_per_replica: list[float] = field(default_factory=list)
+    diverged: bool = False
     wall_time: float = 0.0
 
 
@@ -170,6 +195,34 @@ def _stop_reason(history: list[float], tol: float, patience: int) -> str | None:
     return "patience" if stale >= patience else None
 
 
+def _check_growth(
+    result: TrainResult, optimizer: str, lr: float, stacklevel: int
+) -> None:
+    """Set ``result.diverged`` and warn when a final loss grew past the factor."""
+    before = result.initial_train_loss_per_replica
+    after = result.final_train_loss_per_replica
+    pairs = enumerate(zip(before, after, strict=True))
+    grown = [i for i, (first, last) in pairs if last > DIVERGENCE_FACTOR * first]
+    if not grown:
+        return
+    result.diverged = True
+    final_text = ", ".join(f"{after[i]:.3g}" for i in grown)
+    initial_text = ", ".join(f"{before[i]:.3g}" for i in grown)
+    if len(before) == 1:
+        what = f"the final training loss {final_text} is"
+        reference = f"the loss before training, {initial_text}"
+    else:
+        what = f"in replicas {grown} the final training losses {final_text} are"
+        reference = f"their losses before training, {initial_text}"
+    warnings.warn(
+        f"training diverged: {what} more than {DIVERGENCE_FACTOR:g} times "
+        f"{reference} (optimizer={optimizer!r}, lr={lr}). Lower lr, for example "
+        "by a factor of 10, and train again.",
+        DivergenceWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 def check_train_options(
     *,
     optimizer: str,
@@ -247,7 +300,9 @@ def train(
         progress: show a tqdm progress bar over epochs.
 
     Returns:
-        A :class:`TrainResult`.
+        A :class:`TrainResult`. If some replica ends with a training loss more
+        than 10 times its loss before training, ``diverged`` is ``True`` and a
+        :class:`DivergenceWarning` (a ``RuntimeWarning``) names both losses.
 
     Raises:
         FloatingPointError: if the training loss of a step or of an epoch is NaN
@@ -317,6 +372,7 @@ def train(
     if not bool(torch.isfinite(initial).all()):
         raise diverge("before the first step", initial)
     result.initial_train_loss = float(initial.mean())
+    result.initial_train_loss_per_replica = initial.tolist()
     bar = tqdm(total=epochs, disable=not progress, desc="train", unit="epoch")
     try:
         model.train()
@@ -379,4 +435,5 @@ def train(
         result.final_train_accuracy_per_replica = train_acc.tolist()
         result.final_test_accuracy_per_replica = test_acc.tolist()
     result.wall_time = time.perf_counter() - started
+    _check_growth(result, optimizer, lr, stacklevel=2)
     return result
