@@ -103,3 +103,19 @@ def test_training_section_needs_finished_depth(tmp_path):
     (tmp_path / "run" / "metrics.json").unlink()
     with pytest.raises(ValueError, match="no finished depth"):
         write_training_section(tmp_path / "run")
+
+
+def test_training_table_marks_diverged_depth():
+    from deeplimits.report import _training_table
+
+    record = {
+        "replicas": 1,
+        "epochs_run": 2,
+        "stop_reason": "epochs",
+        "final_train_loss": [2e13],
+        "final_test_loss": [3e13],
+        "wall_time_s": 0.5,
+    }
+    lines = _training_table({4: record | {"diverged": True}, 8: record})
+    assert "| 4 | 1 | 2 | epochs, diverged: lower the learning rate |" in lines[2]
+    assert "| 8 | 1 | 2 | epochs |" in lines[3]

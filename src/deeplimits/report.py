@@ -174,9 +174,12 @@ def _training_table(metrics: Mapping[int, Mapping[str, Any]]) -> list[str]:
     for depth in sorted(metrics):
         record = metrics[depth]
         delta = record.get("effective_delta_mean") or []
+        stop = record["stop_reason"]
+        if record.get("diverged"):
+            stop += ", diverged: lower the learning rate"
         row = (
             f"| {depth} | {record['replicas']} | {record['epochs_run']} | "
-            f"{record['stop_reason']} | {_format_loss(record['final_train_loss'])} | "
+            f"{stop} | {_format_loss(record['final_train_loss'])} | "
             f"{_format_loss(record['final_test_loss'])} |"
         )
         if classify:
