@@ -2,8 +2,8 @@
 
 Networks are the Euler discretisations of one smooth neural ODE,
 A_k = Abar(k/L), delta_k = 1/L, so they share a limit. compare_sweep measures
-max_k |h_k - H(t_k)| / |x| at each depth and fits error ~ L^-gamma; Euler is
-first order, so gamma is close to 1. The plots go to limit_sweep_plots/.
+max_k |h_k - H(t_k)| / |x| at each depth and fits error ~ L^-eta; Euler is
+first order, so eta is close to 1. The plots go to limit_sweep_plots/.
 
 Run: python examples/limit_sweep_convergence.py
 """
@@ -48,6 +48,6 @@ result = compare_sweep(networks, limit, x)
 for depth, comparison in result.comparisons.items():
     print(f"L = {depth:4d}: error {comparison.trajectory_error:.3e}")
 rate = result.rate
-print(f"gamma = {rate.gamma:.3f}, 95% interval [{rate.ci_low:.3f}, {rate.ci_high:.3f}]")
+print(f"eta = {rate.eta:.3f}, 95% interval [{rate.ci_low:.3f}, {rate.ci_high:.3f}]")
 plot_trajectories(networks, limit, x, "limit_sweep_plots/trajectories.png")
 plot_error_vs_depth(result, "limit_sweep_plots/error_vs_depth.png")

@@ -8,9 +8,16 @@ import torch
 
 from deeplimits import ResNet
 from deeplimits.compare import (
+    CONVERGENCE_MIN_R2,
+    CONVERGENCE_MIN_RATE,
+    SOURCE_ERROR_THRESHOLD,
+    SOURCE_LABEL,
+    _section,
     compare,
     compare_run,
     compare_sweep,
+    convergence_verdict,
+    error_figure,
     fit_rate,
     plot_error_vs_depth,
 )
@@ -58,7 +65,7 @@ def test_compare_sweep_fits_first_order_rate():
     _, x, limit, networks = _matrix_exponential_setup()
     sweep = compare_sweep(networks, limit, x)
     assert sweep.rate is not None
-    assert 0.9 <= sweep.rate.gamma <= 1.1
+    assert 0.9 <= sweep.rate.eta <= 1.1
     assert sweep.rate.ci_low <= 1.0 <= sweep.rate.ci_high + 0.05
     assert sweep.rate.r2 > 0.99
 
@@ -66,7 +73,7 @@ def test_compare_sweep_fits_first_order_rate():
 def test_fit_rate_recovers_exact_power_law():
     depths = [4, 8, 16, 32]
     rate = fit_rate(depths, [3.0 * d**-0.7 for d in depths])
-    assert rate.gamma == pytest.approx(0.7, abs=1e-12)
+    assert rate.eta == pytest.approx(0.7, abs=1e-12)
     assert rate.stderr == pytest.approx(0.0, abs=1e-10)
     assert fit_rate([4, 8], [1.0, 0.5]) is None
     assert fit_rate([4, 8, 16], [1.0, 0.0, 0.5]) is None
@@ -131,3 +138,129 @@ def test_compare_run_writes_outputs(tmp_path):
     assert "## Deep limit and convergence" in section
     assert "30-limits" not in (tmp_path / "report.md").read_text()
     assert "Deep limit and convergence" in (tmp_path / "report.md").read_text()
+    assert stored["source_error"] == stored["per_depth"]["16"]["trajectory_error"]
+    assert stored["rate"] is None or "eta" in stored["rate"]
+    assert "fitted from the deepest network (L = 16" in section or "SDE" in section
+    assert "**Verdict:" in section or "Too few depths" in section
+
+
+def test_convergence_verdict_thresholds():
+    depths = [4, 8, 16, 32, 64]
+    first_order = fit_rate(depths, [2.0 / d for d in depths])
+    assert convergence_verdict(first_order) == "converges"
+    # Flat errors with scatter, as in the default run: eta about 0.06.
+    flat = fit_rate(depths, [0.33, 0.29, 0.31, 0.25, 0.27])
+    assert flat.ci_low < CONVERGENCE_MIN_RATE
+    assert convergence_verdict(flat) == "no clear convergence"
+    assert convergence_verdict(None) == "undetermined"
+    # A steep but scattered fit fails on R^2 alone.
+    noisy = fit_rate(depths, [1.0, 0.1, 0.5, 0.02, 0.1])
+    assert noisy.r2 < CONVERGENCE_MIN_R2
+    assert convergence_verdict(noisy, min_rate=-10.0) == "no clear convergence"
+
+
+def test_error_figure_marks_source_depth():
+    _, x, limit, networks = _matrix_exponential_setup()
+    result = compare_sweep(networks, limit, x, exclude_depths=(128,))
+    assert result.excluded_depths == (128,)
+    assert 128 not in result.rate.depths
+    lines = {line.get_label(): line for line in error_figure(result).axes[0].lines}
+    source = lines[SOURCE_LABEL]
+    assert list(source.get_xdata()) == [128]
+    assert source.get_marker() == "x"
+    trajectory = lines["max_k |h_k - H(t_k)| / |x|"]
+    assert 128 not in list(trajectory.get_xdata())
+    assert any(label.startswith("fit L^-eta, eta = ") for label in lines)
+
+
+def test_compare_rejects_non_limit():
+    _, x, _, networks = _matrix_exponential_setup()
+    with pytest.raises(TypeError, match="limit must be a NeuralODELimit.*Linear"):
+        compare(networks[8], torch.nn.Linear(3, 3).double(), x)
+
+
+def test_comparison_repr_is_concise():
+    _, x, limit, networks = _matrix_exponential_setup()
+    big_x = torch.randn(256, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
+    result = compare(networks[8], limit, big_x)
+    text = repr(result)
+    assert str(result) == text
+    assert "<tensor of shape (256,)>" in text
+    assert "tensor([" not in text
+    assert len(text) < 400
+    assert "tensor([" not in repr(compare_sweep(networks, limit, big_x))
+
+
+def test_compare_relu_fixed_steps_accurate():
+    net = ResNet(4, 32, activation="relu", init="diffusive", init_scale=1.0, seed=0)
+    net = net.double()
+    limit = fit_limit(net, "neural-ode")
+    x = torch.randn(64, 4, dtype=F64, generator=torch.Generator().manual_seed(2))
+    result = compare(net, limit, x)
+    assert result.solver.startswith("rk4")
+    # Reference: the same limit with 64 rk4 steps per layer.
+    with torch.no_grad():
+        reference = limit.integrate(
+            x, None, method="rk4", backend="stepper", dt=1.0 / (64 * 32)
+        ).ys
+        states = net.hidden_states(x)
+    expected = (states - reference).norm(dim=2).amax(dim=0) / x.norm(dim=1)
+    assert result.trajectory_error == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def _record(**changes):
+    record = {
+        "regime": "linear-ode",
+        "has_limit": True,
+        "limit_class": "LinearODELimit",
+        "limit_depth": 16,
+        "activation": "tanh",
+        "sigma_prime_0": 1.0,
+        "evidence": {"source": "scaling", "reasons": ["verdict smooth."]},
+        "reduction": "max",
+        "per_depth": {
+            "4": {"trajectory_error": 0.3, "output_error": 0.2},
+            "16": {"trajectory_error": 0.152, "output_error": 0.152},
+        },
+        "rate": None,
+        "rate_excludes": [16],
+        "convergence": {"verdict": "undetermined", "min_rate": 0.25, "min_r2": 0.9},
+        "source_error": 0.152,
+        "source_error_threshold": SOURCE_ERROR_THRESHOLD,
+    }
+    for row in record["per_depth"].values():
+        row.update(network_loss=None, limit_loss=None)
+        row.update(network_accuracy=None, limit_accuracy=None)
+    record.update(changes)
+    return record
+
+
+def test_section_warns_on_source_error():
+    text = _section(_record())
+    assert "does not reproduce its own source network" in text
+    assert "0.152" in text
+    assert "fitted from the deepest network (L = 16" in text
+    assert "sigma'(0) deltabar(t) (Abar(t) H + bbar(t)), sigma'(0) = 1" in text
+    assert "| 16 (source, not in fit) |" in text
+    good = _section(_record(source_error=0.01))
+    assert "does not reproduce" not in good
+    assert "reproduces its source network" in good
+
+
+def test_section_no_limit_wording():
+    text = _section(_record(has_limit=False, regime="none", limit_class=None))
+    assert "No ODE or SDE limit follows from the scaling" in text
+    assert "neural ODE whose Euler scheme is the deepest network" in text
+    assert "compared with the limit fitted from" not in text
+
+
+def test_section_states_verdict():
+    rate = {"eta": 0.063, "ci_low": 0.025, "ci_high": 0.102, "r2": 0.61}
+    rate["depths"] = [3, 5, 7]
+    convergence = {"verdict": "no clear convergence", "min_rate": 0.25}
+    convergence["min_r2"] = 0.9
+    text = _section(_record(rate=rate, convergence=convergence))
+    assert "error ~ L^-eta with eta = 0.063" in text
+    assert "**Verdict: no clear convergence**" in text
+    assert "need not approach the limit fitted from the deepest one" in text
+    assert "gamma" not in text

@@ -141,3 +141,21 @@ def test_replica_choice():
     assert torch.allclose(limit.Abar.values, net.A[2].detach())
     with pytest.raises(ValueError, match=r"replica must lie in \[0, 3\)"):
         fit_limit(net, "neural-ode", replica=3)
+
+
+@pytest.mark.parametrize(
+    ("regime", "options", "message"),
+    [
+        ("auto", {"interpolation": "cubic-spline-x"}, "interpolation must be one of"),
+        ("sde", {"interpolation": "cubic"}, "interpolation must be one of"),
+        ("auto", {"smoothing": -1.0}, r"smoothing must be None .* got -1.0"),
+        ("sde", {"smoothing": float("nan")}, "smoothing must be None"),
+        ("neural-ode", {"window": -5}, r"window must be None .* got -5"),
+        ("neural-ode", {"window": 0}, r"window must be None .* got 0"),
+        ("linear-ode", {"window": 2.5}, "window must be None"),
+    ],
+)
+def test_fit_limit_checks_every_option(regime, options, message):
+    net = ResNet(10, 8, seed=0)
+    with pytest.raises(ValueError, match=message):
+        fit_limit(net, regime, **options)

@@ -127,3 +127,78 @@ def test_analyze_run_progress_prints_summary(tmp_path: Path, capsys) -> None:
 def test_analyze_run_rejects_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         analyze_run(tmp_path / "missing", progress=False)
+
+
+def test_linear_ode_equation_names_sigma_prime():
+    from deeplimits.activations import get_activation
+    from deeplimits.scaling.regimes import limit_equation
+
+    beta = _power_fit(0.25, 0.23, 0.27)
+    limit = limit_equation("smooth", get_activation("tanh"), beta=beta)
+    assert limit.kind == "linear-ode"
+    assert "dH/dt = sigma'(0) deltabar(t) (Abar(t) H + bbar(t))" in limit.equation
+    assert "sigma'(0) = 1" in limit.equation
+    assert r"\sigma'(0)\,\bar\delta(t)" in limit.latex
+    assert r"= 1\," not in limit.latex
+    sde = limit_equation("diffusive", get_activation("tanh"), beta=None)
+    assert "sigma'(0) (sum_j" in sde.equation
+
+
+def _power_fit(exponent, low, high):
+    from deeplimits.scaling.regression import PowerLawFit
+
+    return PowerLawFit(
+        exponent=exponent,
+        stderr=(high - low) / 4,
+        ci_low=low,
+        ci_high=high,
+        confidence=0.95,
+        r2=0.99,
+        prefactor=1.0,
+        min_depth=4,
+        max_depth=64,
+        n_depths=5,
+        n_replicas=1,
+        n_points=5,
+        log_depth_mean=2.0,
+        log_depth_sxx=3.0,
+        residual_std=0.01,
+        t_quantile=3.18,
+    )
+
+
+def test_verdict_says_when_tolerance_used():
+    from deeplimits.activations import get_activation
+    from deeplimits.scaling.regimes import RoughnessAtDepth, decide_regime
+
+    roughness = [
+        RoughnessAtDepth(
+            depth=64,
+            ratios=(2.0,),
+            ratio=2.0,
+            hurst=1.0,
+            band="smooth",
+            effective_layers=60.0,
+            largest_layer_share=0.02,
+        )
+    ]
+    common = {
+        "activation": get_activation("tanh"),
+        "alpha": _power_fit(0.67, 0.66, 0.68),
+        "beta": _power_fit(0.26, 0.25, 0.27),
+        "effective_layers_growth": None,
+    }
+    outside = decide_regime(
+        roughness, beta_effective=_power_fit(0.933, 0.924, 0.942), **common
+    )
+    assert outside.regime == "smooth"
+    assert outside.hypothesis_1_consistent
+    expected = (
+        "alpha + beta = 0.933 [0.924, 0.942] excludes 1; accepted within the "
+        "tolerance 0.2"
+    )
+    assert any(expected in line for line in outside.evidence)
+    inside = decide_regime(
+        roughness, beta_effective=_power_fit(0.99, 0.97, 1.01), **common
+    )
+    assert not any("excludes 1" in line for line in inside.evidence)

@@ -167,8 +167,10 @@ def test_gelu_diffusive_keeps_quadratic_term() -> None:
     limit = estimate_scaling(networks).verdict.limit
     assert limit.kind == "ito-sde"
     # sigma''(0) / 2 = phi(0) = 1 / sqrt(2 pi) for the exact GELU.
-    assert f"{1 / math.sqrt(2 * math.pi):g} * dQ^i(H)" in limit.equation
-    assert "0.5 * (sum_j H^j dV^(A,ij)" in limit.equation
+    assert "(sigma''(0)/2) dQ^i(H)" in limit.equation
+    assert f"sigma''(0) = {2 / math.sqrt(2 * math.pi):g}" in limit.equation
+    assert "sigma'(0) (sum_j H^j dV^(A,ij)" in limit.equation
+    assert "sigma'(0) = 0.5" in limit.equation
 
 
 def test_nonzero_sigma0_with_positive_beta_has_no_limit() -> None:

@@ -12,9 +12,10 @@ with Euclidean norms (an input with :math:`x = 0` uses the absolute error).
 mean, and reports the output error :math:`\|h_L - H(1)\| / \|x\|` the same
 way, together with the test loss (mean squared error) and accuracy of the
 network and of the limit. Over a sweep, :func:`compare_sweep` fits
-:math:`e \approx C L^{-\gamma}` by least squares on log-log axes, with a 95%
-Student-t interval for :math:`\gamma`. :func:`compare_run` does all of this
-for a run folder and writes ``limits.json``, plots and a report section.
+:math:`e \approx C L^{-\eta}` by least squares on log-log axes, with a 95%
+Student-t interval for the rate :math:`\eta`, and :func:`convergence_verdict`
+turns that fit into a plain verdict. :func:`compare_run` does all of this for
+a run folder and writes ``limits.json``, plots and a report section.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from matplotlib.figure import Figure
 from scipy import stats
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_tensor
+from ._checks import check_choice, check_tensor, describe
 from ._io import atomic_save_figure
+from .limits.ode import LinearODELimit, NeuralODELimit
+from .limits.sde import LinearQuadraticSDELimit
 from .network import ResNet, layer_times
 
 __all__ = [
@@ -43,12 +46,33 @@ __all__ = [
     "compare",
     "compare_run",
     "compare_sweep",
+    "convergence_verdict",
     "fit_rate",
     "plot_error_vs_depth",
     "plot_trajectories",
 ]
 
 REDUCTIONS = ("max", "mean")
+LIMIT_TYPES = (NeuralODELimit, LinearODELimit, LinearQuadraticSDELimit)
+
+# A sweep "converges" when the lower end of the 95% interval of the rate eta
+# exceeds CONVERGENCE_MIN_RATE and the log-log fit has R^2 >= CONVERGENCE_MIN_R2.
+# At eta = 0.25 the depth must grow 16-fold to halve the error, so a slower
+# decay is not read as convergence.
+CONVERGENCE_MIN_RATE = 0.25
+CONVERGENCE_MIN_R2 = 0.9
+# Relative trajectory error of the source network against its own limit above
+# which the report warns that the limit does not reproduce that network.
+SOURCE_ERROR_THRESHOLD = 0.05
+# Fixed rk4 steps per layer of the limit for activations that are not C^1 at 0
+# (ReLU). Adaptive solvers reject step after step at the kinks of sigma in H,
+# which made dopri5 at rtol=1e-8 take about 33,000 evaluations for one ReLU
+# limit of depth 128, against 4,096 for rk4 with 8 steps per layer.
+KINKED_STEPS_PER_LAYER = 8
+
+
+def _optional(value: float | None) -> str:
+    return "None" if value is None else f"{value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,7 @@ class Comparison:
             ``None`` without targets.
         network_accuracy, limit_accuracy: Share of inputs whose output's
             largest entry matches the label, or ``None`` without labels.
+        solver: How the limit was solved, e.g. ``"dopri5, rtol=1e-08"``.
     """
 
     depth: int
@@ -77,6 +102,22 @@ class Comparison:
     limit_loss: float | None = None
     network_accuracy: float | None = None
     limit_accuracy: float | None = None
+    solver: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"Comparison(depth={self.depth}, reduction={self.reduction!r}, "
+            f"trajectory_error={self.trajectory_error:.4g}, "
+            f"output_error={self.output_error:.4g}, "
+            f"network_loss={_optional(self.network_loss)}, "
+            f"limit_loss={_optional(self.limit_loss)}, "
+            f"network_accuracy={_optional(self.network_accuracy)}, "
+            f"limit_accuracy={_optional(self.limit_accuracy)}, "
+            f"per_input_error=<tensor of shape "
+            f"{tuple(self.per_input_error.shape)}>, solver={self.solver!r})"
+        )
+
+    __str__ = __repr__
 
     def to_dict(self) -> dict[str, Any]:
         """Return the numbers as a JSON-serialisable dictionary."""
@@ -89,22 +130,23 @@ class Comparison:
             "limit_loss": self.limit_loss,
             "network_accuracy": self.network_accuracy,
             "limit_accuracy": self.limit_accuracy,
+            "solver": self.solver,
         }
 
 
 @dataclass(frozen=True)
 class RateFit:
-    r"""Least-squares fit of :math:`\log e = \log C - \gamma \log L`.
+    r"""Least-squares fit of :math:`\log e = \log C - \eta \log L`.
 
     Attributes:
-        gamma: Convergence rate :math:`\gamma`.
-        stderr: Standard error of :math:`\gamma`.
+        eta: Convergence rate :math:`\eta` in :math:`e \approx C L^{-\eta}`.
+        stderr: Standard error of :math:`\eta`.
         ci_low, ci_high: 95% Student-t interval with ``n - 2`` degrees of freedom.
         r2: Coefficient of determination on log-log axes.
         depths: Depths used in the fit.
     """
 
-    gamma: float
+    eta: float
     stderr: float
     ci_low: float
     ci_high: float
@@ -114,7 +156,7 @@ class RateFit:
     def to_dict(self) -> dict[str, Any]:
         """Return the fit as a JSON-serialisable dictionary."""
         return {
-            "gamma": self.gamma,
+            "eta": self.eta,
             "stderr": self.stderr,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
@@ -131,14 +173,50 @@ class SweepComparison:
         comparisons: :class:`Comparison` per depth.
         rate: Fit of the trajectory error against depth, or ``None`` with
             fewer than 3 depths of positive error.
+        excluded_depths: Depths compared but left out of the rate fit, e.g.
+            the depth the limit was fitted from.
     """
 
     comparisons: dict[int, Comparison] = field(default_factory=dict)
     rate: RateFit | None = None
+    excluded_depths: tuple[int, ...] = ()
+
+    def __repr__(self) -> str:
+        errors = ", ".join(
+            f"{depth}: {c.trajectory_error:.3g}"
+            for depth, c in sorted(self.comparisons.items())
+        )
+        return (
+            f"SweepComparison(trajectory_error={{{errors}}}, rate={self.rate}, "
+            f"excluded_depths={self.excluded_depths})"
+        )
+
+    __str__ = __repr__
+
+
+def convergence_verdict(
+    rate: RateFit | None,
+    *,
+    min_rate: float = CONVERGENCE_MIN_RATE,
+    min_r2: float = CONVERGENCE_MIN_R2,
+) -> str:
+    r"""Classify a rate fit as converging or not.
+
+    Returns ``"converges"``, ``"no clear convergence"`` or ``"undetermined"``.
+
+    The verdict is ``"converges"`` when the 95% interval of :math:`\eta` lies
+    above ``min_rate`` (``ci_low > min_rate``) and ``r2 >= min_r2``, and
+    ``"undetermined"`` without a fit (fewer than 3 depths).
+    """
+    if rate is None:
+        return "undetermined"
+    if rate.ci_low > min_rate and rate.r2 >= min_r2:
+        return "converges"
+    return "no clear convergence"
 
 
 def fit_rate(depths: list[int], errors: list[float]) -> RateFit | None:
-    r"""Fit :math:`e \approx C L^{-\gamma}` and its 95% interval.
+    r"""Fit :math:`e \approx C L^{-\eta}` and its 95% interval.
 
     Points with a zero or non-finite error are left out; fewer than 3
     remaining points return ``None``, because the interval needs at least one
@@ -162,12 +240,12 @@ def fit_rate(depths: list[int], errors: list[float]) -> RateFit | None:
     sst = float(((log_error - log_error.mean()) ** 2).sum())
     stderr = math.sqrt(sse / (n - 2) / float((centred**2).sum()))
     quantile = float(stats.t.ppf(0.975, n - 2))
-    gamma = -slope
+    eta = -slope
     return RateFit(
-        gamma=gamma,
+        eta=eta,
         stderr=stderr,
-        ci_low=gamma - quantile * stderr,
-        ci_high=gamma + quantile * stderr,
+        ci_low=eta - quantile * stderr,
+        ci_high=eta + quantile * stderr,
         r2=1.0 - sse / sst if sst > 0 else 1.0,
         depths=tuple(d for d, _ in pairs),
     )
@@ -180,18 +258,39 @@ def _network_states(net: ResNet, x: Tensor, replica: int) -> tuple[ResNet, Tenso
         return single, single.hidden_states(x)
 
 
-def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> Tensor:
+def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> tuple[Tensor, str]:
+    """Solve ``limit`` from ``x`` at the knots of a depth-``depth`` network.
+
+    Returns the states ``(depth + 1, batch, d)`` and a description of the solver.
+    """
     ts = layer_times(depth).to(x.device)
-    if hasattr(limit, "sample"):
-        limit_depth = int(limit.depth)  # type: ignore[attr-defined]
-        if limit_depth != depth:
+    if isinstance(limit, LinearQuadraticSDELimit):
+        if limit.depth != depth:
             raise ValueError(
                 f"a pathwise SDE limit is driven by its own network's path, so it "
-                f"can only be compared with a network of depth {limit_depth}, got "
+                f"can only be compared with a network of depth {limit.depth}, got "
                 f"depth {depth}. Fit a limit per depth with fit_limit(net, 'sde')."
             )
-        return limit.integrate(x, ts).ys  # type: ignore[operator]
-    return limit.integrate(x, ts, rtol=1e-8, atol=1e-10).ys  # type: ignore[operator]
+        return limit.integrate(x, ts).ys, "euler on the network's own path"
+    activation = getattr(limit, "activation", None)
+    if activation is not None and not activation.c2_at_zero:
+        steps = KINKED_STEPS_PER_LAYER
+        solution = limit.integrate(  # type: ignore[operator]
+            x, ts, method="rk4", backend="stepper", dt=1.0 / (steps * limit.depth)
+        )
+        return solution.ys, f"rk4, {steps} steps per layer of the limit"
+    solution = limit.integrate(x, ts, rtol=1e-8, atol=1e-10)  # type: ignore[operator]
+    return solution.ys, "dopri5, rtol=1e-08, atol=1e-10"
+
+
+def check_limit(limit: object) -> None:
+    """Raise ``TypeError`` unless ``limit`` is one of the limit classes."""
+    if not isinstance(limit, LIMIT_TYPES):
+        raise TypeError(
+            "limit must be a NeuralODELimit, LinearODELimit or "
+            f"LinearQuadraticSDELimit, got {describe(limit)}. Build one from the "
+            "network with deeplimits.limits.fit_limit(net)."
+        )
 
 
 def _mse(output: Tensor, y: Tensor | None) -> float | None:
@@ -218,12 +317,18 @@ def compare(
 
     Both are evaluated in float64 on copies, so the comparison measures the
     model error and not float32 rounding. ODE limits are solved with dopri5
-    at ``rtol=1e-8``, ``atol=1e-10``; an SDE limit uses its pathwise mode, so
-    it must come from a network of the same depth.
+    at ``rtol=1e-8``, ``atol=1e-10``, except for activations that are not
+    :math:`C^1` at 0 (ReLU): their kinks make adaptive steps fail again and
+    again, so they use rk4 with ``KINKED_STEPS_PER_LAYER`` steps per layer of
+    the limit. An SDE limit uses its pathwise mode, so it must come from a
+    network of the same depth.
 
     Args:
         net: The network; with replicas, replica ``replica`` is compared.
-        limit: A limit from :func:`~deeplimits.limits.fit_limit`.
+        limit: A :class:`~deeplimits.limits.NeuralODELimit`,
+            :class:`~deeplimits.limits.LinearODELimit` or
+            :class:`~deeplimits.limits.LinearQuadraticSDELimit`, e.g. from
+            :func:`~deeplimits.limits.fit_limit`.
         x: Inputs, shape ``(batch, d)``.
         y: Targets, shape ``(batch, d)``, for the test losses.
         labels: Class labels, shape ``(batch,)``, for the accuracies.
@@ -234,9 +339,11 @@ def compare(
         A :class:`Comparison`.
 
     Raises:
+        TypeError: for a ``limit`` that is not one of the limit classes.
         ValueError: for a bad reduction, shapes that do not match, or a
             pathwise SDE limit of another depth.
     """
+    check_limit(limit)
     check_choice("reduction", reduction, REDUCTIONS)
     check_tensor("x", x, ndim=2)
     if x.shape[1] != net.dim:
@@ -252,7 +359,7 @@ def compare(
     _, states = _network_states(net, x64, replica)
     limit64 = copy.deepcopy(limit).to(dtype=torch.float64, device=x.device)
     with torch.no_grad():
-        solution = _limit_states(limit64, x64, net.depth)
+        solution, solver = _limit_states(limit64, x64, net.depth)
 
     scale = x64.norm(dim=1)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -272,6 +379,7 @@ def compare(
         limit_loss=_mse(solution[-1], y64),
         network_accuracy=_accuracy(states[-1], labels),
         limit_accuracy=_accuracy(solution[-1], labels),
+        solver=solver,
     )
 
 
@@ -286,7 +394,7 @@ def compare_sweep(
     exclude_depths: tuple[int, ...] = (),
     progress: bool = False,
 ) -> SweepComparison:
-    r"""Compare every network of a sweep with a limit and fit the rate :math:`\gamma`.
+    r"""Compare every network of a sweep with a limit and fit the rate :math:`\eta`.
 
     Args:
         networks: ``{depth: ResNet}``.
@@ -315,7 +423,11 @@ def compare_sweep(
         )
     used = [d for d in depths if d not in exclude_depths]
     rate = fit_rate(used, [comparisons[d].trajectory_error for d in used])
-    return SweepComparison(comparisons=comparisons, rate=rate)
+    return SweepComparison(
+        comparisons=comparisons,
+        rate=rate,
+        excluded_depths=tuple(d for d in depths if d in exclude_depths),
+    )
 
 
 def plot_trajectories(
@@ -365,8 +477,14 @@ def plot_trajectories(
     if limit is not None:
         limit64 = copy.deepcopy(limit).to(dtype=torch.float64)
         with torch.no_grad():
-            if hasattr(limit64, "sample"):
+            if isinstance(limit64, LinearQuadraticSDELimit):
                 solution = limit64.integrate(x64)
+            elif not limit64.activation.c2_at_zero:
+                ts = torch.linspace(0, 1, 201, dtype=torch.float64)
+                dt = 1.0 / (KINKED_STEPS_PER_LAYER * limit64.depth)
+                solution = limit64.integrate(
+                    x64, ts, method="rk4", backend="stepper", dt=dt
+                )
             else:
                 ts = torch.linspace(0, 1, 201, dtype=torch.float64)
                 solution = limit64.integrate(x64, ts, rtol=1e-8, atol=1e-10)
@@ -387,39 +505,70 @@ def plot_trajectories(
     return _save(figure, path)
 
 
-def plot_error_vs_depth(result: SweepComparison, path: str | Path) -> Path:
-    """Plot the trajectory and output errors against depth on log-log axes.
+SOURCE_LABEL = "source network, not in fit"
 
-    Returns:
-        The path of the PNG file.
+
+def error_figure(result: SweepComparison) -> Figure:
+    """Draw the trajectory and output errors against depth on log-log axes.
+
+    Depths in ``result.excluded_depths`` (the network the limit was fitted
+    from) are drawn apart as red crosses labelled ``SOURCE_LABEL``, so their
+    small error does not read as the end of a converging curve.
     """
     depths = sorted(result.comparisons)
-    trajectory = [result.comparisons[d].trajectory_error for d in depths]
-    output = [result.comparisons[d].output_error for d in depths]
+    fitted_depths = [d for d in depths if d not in result.excluded_depths]
+    source_depths = [d for d in depths if d in result.excluded_depths]
     figure = Figure(figsize=(5, 3.6))
     axis = figure.subplots()
-    axis.loglog(depths, trajectory, "o-", label="max_k |h_k - H(t_k)| / |x|")
-    axis.loglog(depths, output, "s--", label="|h_L - H(1)| / |x|")
+    if fitted_depths:
+        axis.loglog(
+            fitted_depths,
+            [result.comparisons[d].trajectory_error for d in fitted_depths],
+            "o-",
+            label="max_k |h_k - H(t_k)| / |x|",
+        )
+        axis.loglog(
+            fitted_depths,
+            [result.comparisons[d].output_error for d in fitted_depths],
+            "s--",
+            label="|h_L - H(1)| / |x|",
+        )
+    if source_depths:
+        axis.loglog(
+            source_depths,
+            [result.comparisons[d].trajectory_error for d in source_depths],
+            "x",
+            color="tab:red",
+            ms=9,
+            mew=2,
+            linestyle="none",
+            label=SOURCE_LABEL,
+        )
     rate = result.rate
     if rate is not None:
         fitted = [result.comparisons[d].trajectory_error for d in rate.depths]
         log_c = sum(
-            math.log(e) + rate.gamma * math.log(d)
+            math.log(e) + rate.eta * math.log(d)
             for d, e in zip(rate.depths, fitted, strict=True)
         ) / len(fitted)
-        line = [math.exp(log_c) * d ** (-rate.gamma) for d in rate.depths]
+        line = [math.exp(log_c) * d ** (-rate.eta) for d in rate.depths]
         axis.loglog(
             rate.depths,
             line,
             "k:",
-            label=f"fit L^-gamma, gamma = {rate.gamma:.2f} "
+            label=f"fit L^-eta, eta = {rate.eta:.2f} "
             f"[{rate.ci_low:.2f}, {rate.ci_high:.2f}]",
         )
     axis.set_xlabel("depth L")
     axis.set_ylabel(f"error ({result.comparisons[depths[0]].reduction} over inputs)")
     axis.legend(fontsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
+
+
+def plot_error_vs_depth(result: SweepComparison, path: str | Path) -> Path:
+    """Plot :func:`error_figure` to a PNG file and return its path."""
+    return _save(error_figure(result), path)
 
 
 def _save(figure: Any, path: str | Path) -> Path:
@@ -503,11 +652,17 @@ def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]
     plot_trajectories(shown, trajectory_limit, x, plots / "limits_trajectories.png")
     plot_error_vs_depth(result, plots / "limits_error_vs_depth.png")
 
+    source_error = (
+        None if regime == "sde" else result.comparisons[deepest].trajectory_error
+    )
+    activation = limit.activation
     record = {
         "regime": regime,
         "has_limit": has_limit,
         "limit_class": type(limit).__name__ if has_limit else None,
         "limit_depth": deepest,
+        "activation": activation.name,
+        "sigma_prime_0": activation.dsigma0,
         "evidence": evidence.to_dict(),
         "reduction": "max",
         "per_depth": {
@@ -515,6 +670,13 @@ def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]
         },
         "rate": None if result.rate is None else result.rate.to_dict(),
         "rate_excludes": list(excluded),
+        "convergence": {
+            "verdict": convergence_verdict(result.rate),
+            "min_rate": CONVERGENCE_MIN_RATE,
+            "min_r2": CONVERGENCE_MIN_R2,
+        },
+        "source_error": source_error,
+        "source_error_threshold": SOURCE_ERROR_THRESHOLD,
         "wall_time_s": time.perf_counter() - start,
     }
     atomic_write_json(folder / "limits.json", record)
@@ -523,15 +685,112 @@ def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]
     return record
 
 
-_EQUATIONS = {
-    "neural-ode": "dH/dt = deltabar(t) sigma(Abar(t) H + bbar(t))",
-    "linear-ode": "dH/dt = sigma'(0) (W(t) H + c(t)),  W = lim L delta_k A_k",
-    "sde": "dH = sigma'(0) (dV^A H + dV^b) + (sigma''(0)/2) dQ(H)  (Ito)",
-}
-
-
 def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def _equation(record: dict[str, Any]) -> str:
+    """Return the limit equation in plain text, with the value of sigma'(0)."""
+    regime = record["regime"]
+    slope = record.get("sigma_prime_0")
+    slope_text = "" if slope is None else f", sigma'(0) = {slope:g}"
+    if regime == "neural-ode":
+        return "dH/dt = deltabar(t) sigma(Abar(t) H + bbar(t))"
+    if regime == "linear-ode":
+        return (
+            "dH/dt = sigma'(0) deltabar(t) (Abar(t) H + bbar(t))"
+            f"{slope_text}, with deltabar Abar = lim L delta_k A_k and "
+            "deltabar bbar = lim L delta_k b_k"
+        )
+    return f"dH = sigma'(0) (dV^A H + dV^b) + (sigma''(0)/2) dQ(H)  (Ito){slope_text}"
+
+
+def _source_lines(record: dict[str, Any]) -> list[str]:
+    """Describe the network the limit was fitted from and how well it matches."""
+    depth = record["limit_depth"]
+    if record["regime"] == "sde":
+        return [
+            "Each depth is compared with the pathwise SDE driven by its own "
+            "weight path (Euler with dt = 1/L), so the error measures the "
+            "second-order expansion of the network.",
+        ]
+    if record["has_limit"]:
+        lines = [
+            f"The limit was fitted from the deepest network (L = {depth}, "
+            "replica 0), and every depth is compared with that one limit. Each "
+            "depth is a separately trained network, so the shallower networks "
+            "are not discretisations of this limit, and the L = "
+            f"{depth} row is left out of the rate fit.",
+        ]
+    else:
+        lines = [
+            "For reference only, each depth is compared with the neural ODE "
+            "whose Euler scheme is the deepest network (L = "
+            f"{depth}, replica 0); the L = {depth} row is left out of the rate fit.",
+        ]
+    error, threshold = record["source_error"], record["source_error_threshold"]
+    if error is None:
+        return lines
+    lines.append("")
+    if error > threshold:
+        reason = (
+            "its linearisation sigma'(0) z: the pre-activations A_k h + b_k "
+            "are not small enough for the linear ODE"
+            if record["regime"] == "linear-ode"
+            else "its limit: one Euler step 1/L is too coarse for these weights"
+        )
+        lines.append(
+            f"**Warning: the limit does not reproduce its own source network.** "
+            f"At L = {depth} the network is {error:.3g} away from the limit "
+            f"(relative), above the threshold {threshold}. At this depth the "
+            f"network is far from {reason}, so the errors below mix that gap "
+            "with any effect of depth."
+        )
+    else:
+        lines.append(
+            f"The limit reproduces its source network: error {error:.3g} at "
+            f"L = {depth} (threshold {threshold})."
+        )
+    return lines
+
+
+def _verdict_lines(record: dict[str, Any]) -> list[str]:
+    """State the convergence rate and what it means in plain words."""
+    rate, convergence = record["rate"], record["convergence"]
+    if rate is None:
+        return [
+            "Too few depths with a positive error to fit a rate, so nothing "
+            "can be said about convergence."
+        ]
+    lines = [
+        f"Convergence rate: error ~ L^-eta with eta = {rate['eta']:.3f} "
+        f"(95% interval [{rate['ci_low']:.3f}, {rate['ci_high']:.3f}], "
+        f"R^2 = {rate['r2']:.3f}, depths {rate['depths']}).",
+        "",
+    ]
+    rule = (
+        f"the lower end of the 95% interval of eta above "
+        f"{convergence['min_rate']} and R^2 >= {convergence['min_r2']}"
+    )
+    if convergence["verdict"] == "converges":
+        lines.append(f"**Verdict: converges** ({rule}).")
+        return lines
+    if record["regime"] == "sde":
+        why = (
+            "the pathwise error measures the second-order expansion of each "
+            "network, and it shrinks only when the increments delta_k A_k "
+            "shrink like L^-1/2."
+        )
+    else:
+        why = (
+            "independently trained networks at different depths need not "
+            "approach the limit fitted from the deepest one."
+        )
+    lines.append(
+        f"**Verdict: no clear convergence** (converging needs {rule}). These "
+        f"networks do not approach this limit as L grows: {why}"
+    )
+    return lines
 
 
 def _section(record: dict[str, Any]) -> str:
@@ -540,51 +799,35 @@ def _section(record: dict[str, Any]) -> str:
     if record["has_limit"]:
         lines.append(
             f"Limit: **{record['regime']}** ({record['limit_class']}), chosen from "
-            f"{evidence['source']}: `{_EQUATIONS[record['regime']]}`."
+            f"{evidence['source']}: `{_equation(record)}`."
         )
     else:
         lines.append(
-            "No ODE or SDE limit: the networks are compared with the neural ODE "
-            f"of the deepest network (L = {record['limit_depth']}) as a discrete "
-            "reference only."
+            "No ODE or SDE limit follows from the scaling (reasons below). For "
+            "reference, the networks are compared with the neural ODE whose "
+            f"Euler scheme is the deepest network (L = {record['limit_depth']})."
         )
     lines.append("")
     lines.extend(f"- {reason}" for reason in evidence["reasons"])
     lines.append("")
-    if record["regime"] == "sde":
-        lines.append(
-            "Each depth is compared with the pathwise SDE driven by its own "
-            "weight path (Euler with dt = 1/L), so the error measures the "
-            "second-order expansion of the network."
-        )
-    else:
-        lines.append(
-            f"Each depth is compared with the limit fitted from depth "
-            f"{record['limit_depth']}."
-        )
+    lines.extend(_source_lines(record))
     lines += [
         "",
         "| L | max_k abs(h_k - H(t_k)) / abs(x) | output error | test loss "
         "(network) | test loss (limit) | accuracy (network) | accuracy (limit) |",
         "|---|---|---|---|---|---|---|",
     ]
+    excluded = set(record["rate_excludes"])
     for depth, row in record["per_depth"].items():
+        mark = " (source, not in fit)" if int(depth) in excluded else ""
         lines.append(
-            f"| {depth} | {_number(row['trajectory_error'])} | "
+            f"| {depth}{mark} | {_number(row['trajectory_error'])} | "
             f"{_number(row['output_error'])} | {_number(row['network_loss'])} | "
             f"{_number(row['limit_loss'])} | {_number(row['network_accuracy'])} | "
             f"{_number(row['limit_accuracy'])} |"
         )
-    rate = record["rate"]
     lines.append("")
-    if rate is None:
-        lines.append("Too few depths with a positive error to fit a rate.")
-    else:
-        lines.append(
-            f"Convergence rate: error ~ L^-gamma with gamma = {rate['gamma']:.3f} "
-            f"(95% interval [{rate['ci_low']:.3f}, {rate['ci_high']:.3f}], "
-            f"R^2 = {rate['r2']:.3f}, depths {rate['depths']})."
-        )
+    lines.extend(_verdict_lines(record))
     lines += [
         "",
         "![trajectories](plots/limits_trajectories.png)",

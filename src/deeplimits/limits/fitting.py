@@ -25,6 +25,7 @@ raised with the evidence attached.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ from ..network import ResNet
 from ..scaling.regimes import RegimeThresholds, classify_roughness
 from ..scaling.statistics import roughness_ratio as scaling_roughness_ratio
 from .ode import LinearODELimit, NeuralODELimit
+from .paths import INTERPOLATIONS
 from .results import NoLimitError, RegimeEvidence
 from .sde import LinearQuadraticSDELimit
 
@@ -322,6 +324,28 @@ def _deepest_network(run_dir: Path) -> ResNet:
     return ResNet.load(max(weights, key=lambda p: int(p.stem.split("_")[-1])))
 
 
+def _check_options(interpolation: Any, smoothing: Any, window: Any) -> None:
+    """Check every option up front, whichever regime ends up being used."""
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
+    if smoothing is not None:
+        if (
+            isinstance(smoothing, bool)
+            or not isinstance(smoothing, (int, float))
+            or not math.isfinite(smoothing)
+            or smoothing < 0
+        ):
+            raise ValueError(
+                "smoothing must be None or a finite width >= 0 in layers, got "
+                f"{describe(smoothing)}. Pass None or 0 for no smoothing."
+            )
+    if window is not None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(
+                "window must be None or an integer >= 1 (layers), got "
+                f"{describe(window)}. Pass None for max(2, ceil(L/8)) layers."
+            )
+
+
 def fit_limit(
     source: Any,
     regime: str = "auto",
@@ -362,7 +386,9 @@ def fit_limit(
     Raises:
         NoLimitError: with ``regime="auto"``, when the evidence rules every
             limit out; ``error.evidence`` holds the reasons and numbers.
-        ValueError: when a forced limit's assumptions fail (``"linear-ode"``
+        ValueError: for an invalid ``interpolation``, ``smoothing`` or
+            ``window``, checked whatever regime is used; when a forced limit's
+            assumptions fail (``"linear-ode"``
             with :math:`\sigma(0) \ne 0` or no :math:`\sigma'(0)`, ``"sde"``
             with an activation that is not :math:`C^2` at 0), or for an unknown
             regime.
@@ -378,6 +404,7 @@ def fit_limit(
     """
     check_choice("regime", regime, REGIMES)
     check_int("replica", replica)
+    _check_options(interpolation, smoothing, window)
     net, run_dir = _as_network(source, activation)
     if activation is not None and not isinstance(source, (str, os.PathLike)):
         net_activation = get_activation(activation)

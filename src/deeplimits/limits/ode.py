@@ -327,10 +327,10 @@ class LinearODELimit(_ODELimit):
         \sup_k |h_k - H(t_k)| = O(L^{-1}) + O(L^{-\beta}) \,[\sigma''(0) \ne 0]
         + O(L^{-2\beta}),
 
-    so :math:`\gamma = \min(1, \beta)` when :math:`\sigma''(0) \ne 0` and
-    :math:`\gamma = \min(1, 2\beta)` for odd activations such as tanh
+    so :math:`\eta = \min(1, \beta)` when :math:`\sigma''(0) \ne 0` and
+    :math:`\eta = \min(1, 2\beta)` for odd activations such as tanh
     (:math:`\sigma''(0) = 0`, cubic remainder :math:`-z^3/3`). The tests
-    check :math:`\gamma = 1/2` for tanh with :math:`\beta = 1/4`.
+    check :math:`\eta = 1/2` for tanh with :math:`\beta = 1/4`.
 
     Args:
         weight: :math:`W(t_k)`, shape ``(L, d, d)``.

@@ -366,9 +366,9 @@ def limit_equation(
     slope = activation.dsigma0
     return LimitEquation(
         "linear-ode",
-        f"dH/dt = {slope:g} * deltabar(t) (Abar(t) H + bbar(t))  "
-        f"[sigma'(0) = {slope:g}]",
-        rf"\frac{{dH}}{{dt}} = {slope:g}\,\bar\delta(t)\,(\bar A(t) H + \bar b(t))",
+        f"dH/dt = sigma'(0) deltabar(t) (Abar(t) H + bbar(t)), sigma'(0) = {slope:g}",
+        r"\frac{dH}{dt} = \sigma'(0)\,\bar\delta(t)\,(\bar A(t) H + \bar b(t)),"
+        rf"\qquad \sigma'(0) = {slope:g}",
         f"0 < beta = {beta.exponent:.3f}: the pre-activations A_k h + b_k "
         f"vanish like L^-beta, so {name} acts through its linearisation "
         f"sigma'(0) z at 0 ({name} is C^2 with sigma(0) = 0).",
@@ -406,14 +406,19 @@ def _diffusive_limit(activation: Activation) -> LimitEquation:
         )
     slope = activation.dsigma0
     curvature = activation.d2sigma0 or 0.0
-    linear = f"{slope:g} * (sum_j H^j dV^(A,ij) + dV^(b,i))"
-    linear_tex = rf"{slope:g}\Big(\sum_j H^j\,dV^{{A,ij}}_t + dV^{{b,i}}_t\Big)"
+    linear = "sigma'(0) (sum_j H^j dV^(A,ij) + dV^(b,i))"
+    linear_tex = r"\sigma'(0)\Big(\sum_j H^j\,dV^{A,ij}_t + dV^{b,i}_t\Big)"
+    values = f"sigma'(0) = {slope:g}, sigma''(0) = {curvature:g}"
+    values_tex = rf"\sigma'(0) = {slope:g},\ \sigma''(0) = {curvature:g}"
     if curvature == 0.0:
-        equation = f"dH^i = {linear}  (Ito; sigma''(0) = 0, no quadratic term)"
-        latex = rf"dH^i_t = {linear_tex}"
+        equation = f"dH^i = {linear}  (Ito; {values}, so there is no quadratic term)"
+        latex = rf"dH^i_t = {linear_tex},\qquad {values_tex}"
     else:
-        equation = f"dH^i = {linear} + {curvature / 2:g} * dQ^i(H)  (Ito)"
-        latex = rf"dH^i_t = {linear_tex} + {curvature / 2:g}\,dQ^i(H)_t"
+        equation = f"dH^i = {linear} + (sigma''(0)/2) dQ^i(H)  (Ito; {values})"
+        latex = (
+            rf"dH^i_t = {linear_tex} + \frac{{\sigma''(0)}}{{2}}\,dQ^i(H)_t,"
+            rf"\qquad {values_tex}"
+        )
     return LimitEquation(
         "ito-sde",
         equation + "; V^A_t = lim sum_{k<Lt} delta_k A_k, V^b likewise, "
@@ -527,6 +532,13 @@ def decide_regime(
         regime = "neither"
     elif band == "smooth":
         regime, reason = "smooth", ""
+        if consistent_1 and not gamma.contains(1.0):
+            evidence.append(
+                f"alpha + beta = {gamma.exponent:.3f} "
+                f"[{gamma.ci_low:.3f}, {gamma.ci_high:.3f}] excludes 1; accepted "
+                f"within the tolerance {limits.hypothesis_1_tolerance} "
+                "(RegimeThresholds.hypothesis_1_tolerance)."
+            )
         if not consistent_1:
             evidence.append(
                 f"alpha + beta = {gamma.exponent:.3f} is not consistent with 1 "
