@@ -16,7 +16,7 @@ data = synthetic_ode(dim=10, seed=0)
 
 # 1. A neural ODE with weights in 8 Legendre polynomials, trained with the
 #    adjoint method through the ordinary training loop.
-model = ReducedLimitModel(10, basis="legendre", K=8, steps=8, seed=0)
+model = ReducedLimitModel(10, basis="legendre", K=8, seed=0)  # 28 rk4 steps
 result = train(model, data, epochs=5, progress=False)
 print(
     f"reduced model: {model.num_parameters()} parameters, "
@@ -26,7 +26,7 @@ print(
 # 2. Warm start: project a trained depth-64 network onto the basis.
 net = ResNet(10, 64, seed=0)
 train(net, data, epochs=5, progress=False)
-warm = ReducedLimitModel.from_network(net, "legendre", 8, steps=8)
+warm = ReducedLimitModel.from_network(net, "legendre", 8)
 with torch.no_grad():
     net_mse = float((net(data.x_test) - data.y_test).square().mean())
     warm_mse = float((warm(data.x_test) - data.y_test).square().mean())

@@ -27,8 +27,15 @@ def test_reduce_run_writes_outputs(run_dir) -> None:
     stored = json.loads((run_dir / "reduced.json").read_text())
     assert stored["model"]["basis"] == "chebyshev"
     assert stored["parameters"]["reduced"] == result.model.num_parameters()
-    for key in ("network", "warm_start", "reduced", "resampled_network"):
+    for key in ("network", "warm_start", "reduced", "reduced_fine"):
         assert stored["test"][key]["mse"] > 0
+    assert stored["test"]["resampled_network"]["mse"] > 0
+    # Default resolution for K = 3, and the fine solve at 8x the steps.
+    assert stored["model"]["steps"] == 16
+    assert stored["resolution"]["fine_solver"] == {"method": "rk4", "steps": 128}
+    sampling = stored["sampling"]
+    assert sampling["depth"] >= 8
+    assert sampling["table"][0]["depth"] == 8
     assert stored["epochs_run"] == 2
     for name in ("reduced_weights.png", "reduced_loss.png"):
         assert (run_dir / "plots" / name).stat().st_size > 1000
@@ -39,6 +46,46 @@ def test_reduce_run_writes_outputs(run_dir) -> None:
     x = torch.randn(3, 4)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), result.model(x))
+
+
+def test_reduce_run_states_agreement(run_dir) -> None:
+    result = reduce_run(run_dir, basis="chebyshev", K=3, epochs=2, progress=False)
+    resolution = result.metrics["resolution"]
+    assert resolution["agrees"]
+    section = (run_dir / "sections" / "40-reduced.md").read_text()
+    assert "describe the continuous-time model" in section
+    assert "Warning" not in section
+    sampling = result.metrics["sampling"]
+    assert sampling["met"]
+    chosen = [row for row in sampling["table"] if row["depth"] == sampling["depth"]]
+    assert chosen[0]["distance"] <= sampling["threshold"]
+    assert f"sampled at depth {sampling['depth']} |" in section
+
+
+def test_reduce_run_warns_coarse_training(run_dir) -> None:
+    # Four Euler steps: training lowers the loss at that resolution, but
+    # the finely solved ODE scores about 10x worse (measured 2.4e-3 and
+    # 2.8e-2 with torch 2.13).
+    result = reduce_run(
+        run_dir,
+        basis="chebyshev",
+        K=3,
+        method="euler",
+        steps=4,
+        epochs=2,
+        progress=False,
+    )
+    test = result.metrics["test"]
+    assert result.metrics["train_loss"][-1] < result.metrics["train_loss"][0]
+    resolution = result.metrics["resolution"]
+    assert not resolution["agrees"]
+    assert resolution["mse_relative_difference"] > 0.05
+    section = (run_dir / "sections" / "40-reduced.md").read_text()
+    assert "depends on its solver resolution" in section
+    fine_mse = f"{test['reduced_fine']['mse']:.3g}"
+    assert f"its continuous-time accuracy is test MSE {fine_mse}" in section
+    assert "(4 euler steps)" in section
+    assert "(32 rk4 steps)" in section
 
 
 def test_cli_reduce_command(run_dir, capsys) -> None:

@@ -18,8 +18,9 @@ from .basis import (
     PiecewiseLinearBasis,
     get_basis,
 )
-from .model import ReducedLimitModel
+from .model import ReducedLimitModel, default_steps
 from .projection import project_onto_basis
+from .resolution import choose_sampling_depth, compare_resolutions
 from .run import ReduceResult, reduce_run
 
 __all__ = [
@@ -31,6 +32,9 @@ __all__ = [
     "PiecewiseLinearBasis",
     "ReduceResult",
     "ReducedLimitModel",
+    "choose_sampling_depth",
+    "compare_resolutions",
+    "default_steps",
     "get_basis",
     "project_onto_basis",
     "reduce_run",

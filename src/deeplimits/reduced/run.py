@@ -5,8 +5,10 @@ network of a finished depth sweep, trains it on the run's data set with the
 run's optimiser settings, and writes
 
 - ``RUN_DIR/reduced.json``: configuration, parameter counts, losses and
-  accuracies of the network, the warm start, the trained model and the
-  trained model sampled back into a network of the same depth;
+  accuracies of the network, the warm start, the trained model at its
+  training resolution and solved finely, and the trained model sampled
+  back into a network deep enough to represent it (``resolution`` and
+  ``sampling`` hold the two checks);
 - ``RUN_DIR/weights/reduced.safetensors``: the trained model
   (:meth:`ReducedLimitModel.save`);
 - ``RUN_DIR/plots/reduced_weights.png`` and ``reduced_loss.png``;
@@ -28,8 +30,14 @@ from torch import Tensor, nn
 from .._io import atomic_save_figure, atomic_write_json, atomic_write_text
 from .basis import Basis
 from .model import ReducedLimitModel
+from .resolution import (
+    ACCURACY_TOLERANCE,
+    MSE_TOLERANCE,
+    choose_sampling_depth,
+    compare_resolutions,
+)
 
-__all__ = ["ReduceResult", "reduce_run", "SECTION_NAME"]
+__all__ = ["ReduceResult", "reduce_run", "section_text", "SECTION_NAME"]
 
 SECTION_NAME = "40-reduced.md"
 _TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "tol", "patience", "seed")
@@ -61,7 +69,8 @@ def reduce_run(
     K: int = 8,
     form: str = "neural-ode",
     rank: int | None = None,
-    steps: int = 8,
+    method: str | None = None,
+    steps: int | None = None,
     epochs: int | None = None,
     lr: float | None = None,
     device: str | torch.device | None = None,
@@ -69,19 +78,22 @@ def reduce_run(
 ) -> ReduceResult:
     """Fit and train the reduced-form model of a run and add it to the report.
 
+    After training, the model is scored at its training resolution and
+    solved 8x finer (:func:`~deeplimits.reduced.resolution.compare_resolutions`).
+    The section warns when the two disagree. The trained model is then
+    sampled into networks of depth ``D, 2D, 4D, ...`` from the run's deepest
+    depth ``D`` until one is within 1% of the finely solved model
+    (:func:`~deeplimits.reduced.resolution.choose_sampling_depth`), and that
+    network is scored as ``resampled_network``.
+
     Args:
         run_dir: a folder written by :func:`deeplimits.sweep.depth_sweep` or
             ``deeplimits run``.
-        basis, K, form, rank: of the model (see :class:`ReducedLimitModel`).
-        steps: solver steps (resolution) of the model. The default of 8 rk4
-            steps keeps training fast; raise it for weight paths with many
-            oscillations (large K or a Fourier basis).
-
-            NOTE: training at a low resolution can shape A(t) between the
-            solver's sample times. In one 3-epoch run on the synthetic data
-            (K = 8, 8 steps) the trained model kept its test loss, but the
-            network sampled from it at depth 32 had a 6x higher test loss.
-            ``reduced.json`` records this as ``resampled_network``.
+        basis, K, form, rank, method: of the model (see
+            :class:`ReducedLimitModel`).
+        steps: solver steps (resolution) of the model during training.
+            ``None`` uses :func:`~deeplimits.reduced.model.default_steps`
+            (28 for K = 8).
         epochs, lr: override the run's training settings.
         device: where to train (``None``: CPU).
         progress: show the training progress bar.
@@ -120,10 +132,10 @@ def reduce_run(
 
     # Warm start, then training with the run's own settings.
     model = ReducedLimitModel.from_network(
-        net, basis, K, form=form, rank=rank, steps=steps
+        net, basis, K, form=form, rank=rank, method=method, steps=steps
     )
     warm = ReducedLimitModel.from_network(
-        net, basis, K, form=form, rank=rank, steps=steps
+        net, basis, K, form=form, rank=rank, method=method, steps=steps
     )
     options = {key: sweep.config[key] for key in _TRAIN_KEYS if key in sweep.config}
     if epochs is not None:
@@ -131,11 +143,25 @@ def reduce_run(
     if lr is not None:
         options["lr"] = lr
     history = train(model, data, device=device, progress=progress, **options)
-    resampled = model.to_resnet(depth)
+    trained = time.perf_counter()
 
-    # Metrics of the four models on the test split.
+    # The trained model at its training resolution and solved finely.
+    x, y, labels = _test_split(model, data)
+    check = compare_resolutions(model, x, y, labels)
+    checked = time.perf_counter()
+
+    # The network sampled at a depth that represents the model.
+    if model.form == "sde":
+        sampling = {"depth": depth, "threshold": None, "met": None, "table": []}
+    else:
+        sampling = choose_sampling_depth(
+            model, x, check.fine_output, min_depth=depth, y=y, labels=labels
+        )
+    resampled = model.to_resnet(sampling["depth"])
+    finished = time.perf_counter()
+
     metrics: dict[str, Any] = {
-        "format": "deeplimits.reduced/1",
+        "format": "deeplimits.reduced/2",
         "depth": depth,
         "model": model.config(),
         "training": options,
@@ -146,14 +172,22 @@ def reduce_run(
         "test": {
             "network": _evaluate(net, data),
             "warm_start": _evaluate(warm, data),
-            "reduced": _evaluate(model, data),
+            "reduced": check.coarse,
+            "reduced_fine": check.fine,
             "resampled_network": _evaluate(resampled, data),
         },
+        "resolution": check.to_json(),
+        "sampling": sampling,
         "epochs_run": history.epochs_run,
         "stop_reason": history.stop_reason,
         "train_loss": history.train_loss,
         "test_loss": history.test_loss,
-        "wall_time": time.perf_counter() - started,
+        "wall_time": finished - started,
+        "timings": {
+            "training": trained - started,
+            "fine_evaluation": checked - trained,
+            "sampling": finished - checked,
+        },
     }
 
     # Files: metrics, weights, plots, report section and report.
@@ -166,7 +200,7 @@ def reduce_run(
     files["weights_plot"] = _plot_weights(folder, net, warm, model)
     files["loss_plot"] = _plot_loss(folder, metrics)
     files["section"] = atomic_write_text(
-        folder / "sections" / SECTION_NAME, _section(metrics)
+        folder / "sections" / SECTION_NAME, section_text(metrics)
     )
     try:
         from ..report import write_report
@@ -175,6 +209,18 @@ def reduce_run(
     else:
         files["report"] = write_report(folder)
     return ReduceResult(folder, model, depth, metrics, files)
+
+
+def _test_split(
+    model: ReducedLimitModel, data: Any
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The test inputs, targets and labels in the model's dtype and device."""
+    x = data.x_test.to(dtype=model.dtype, device=model.device)
+    y = data.y_test.to(dtype=model.dtype, device=model.device)
+    labels = data.labels_test
+    if labels is not None:
+        labels = labels.to(model.device)
+    return x, y, labels
 
 
 def _evaluate(model: nn.Module, data: Any) -> dict[str, float | None]:
@@ -209,23 +255,33 @@ def _format(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.1f}%" if percent else f"{value:.3g}"
 
 
-def _section(metrics: dict[str, Any]) -> str:
+def _solver_text(solver: dict[str, Any]) -> str:
+    if "steps" in solver:
+        return f"{solver['steps']} {solver['method']} steps"
+    return f"{solver['method']} at rtol {solver['rtol']:.0e}"
+
+
+def section_text(metrics: dict[str, Any]) -> str:
+    """Build the report section ``40-reduced.md`` from ``reduced.json``."""
     config, test = metrics["model"], metrics["test"]
-    counts = metrics["parameters"]
+    counts, depth = metrics["parameters"], metrics["depth"]
+    resolution, sampling = metrics["resolution"], metrics["sampling"]
+    coarse = _solver_text(resolution["training_solver"])
+    fine = _solver_text(resolution["fine_solver"])
     rows = [
-        ("network", "trained ResNet, depth " + str(metrics["depth"])),
-        ("warm_start", "reduced model, projected, before training"),
-        ("reduced", "reduced model, trained"),
-        ("resampled_network", f"trained model sampled at depth {metrics['depth']}"),
+        ("network", f"trained ResNet, depth {depth}"),
+        ("warm_start", f"reduced model, projected, before training ({coarse})"),
+        ("reduced", f"reduced model, trained, at its training resolution ({coarse})"),
+        ("reduced_fine", f"reduced model, trained, solved finely ({fine})"),
+        ("resampled_network", f"trained model sampled at depth {sampling['depth']}"),
     ]
     lines = [
         "## Reduced-form limit model",
         "",
         f"A {config['form']} with {config['basis']} basis, K = {config['K']}"
-        f", rank {config['rank'] or 'full'}, {config['steps']} {config['method']} "
-        f"steps, warm-started from the depth-{metrics['depth']} network and "
-        f"trained for {metrics['epochs_run']} epochs (stop: "
-        f"{metrics['stop_reason']}).",
+        f", rank {config['rank'] or 'full'}, trained with {coarse}, "
+        f"warm-started from the depth-{depth} network and trained for "
+        f"{metrics['epochs_run']} epochs (stop: {metrics['stop_reason']}).",
         "",
         f"Parameters: {counts['reduced']} (reduced) against {counts['network']} "
         "(network).",
@@ -237,6 +293,8 @@ def _section(metrics: dict[str, Any]) -> str:
         entry = test[key]
         accuracy = _format(entry["accuracy"], percent=True)
         lines.append(f"| {label} | {_format(entry['mse'])} | {accuracy} |")
+    lines += ["", *_resolution_lines(metrics, coarse, fine), ""]
+    lines += _sampling_lines(metrics)
     lines += [
         "",
         "![reduced weights](plots/reduced_weights.png)",
@@ -245,6 +303,84 @@ def _section(metrics: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _scores_text(entry: dict[str, Any]) -> str:
+    if entry["accuracy"] is None:
+        return f"test MSE {_format(entry['mse'])}"
+    accuracy = _format(entry["accuracy"], percent=True)
+    return f"{accuracy} (test MSE {_format(entry['mse'])})"
+
+
+def _resolution_lines(metrics: dict[str, Any], coarse: str, fine: str) -> list[str]:
+    test, resolution = metrics["test"], metrics["resolution"]
+    tolerance = (
+        f"{100 * MSE_TOLERANCE:.0f}% in test MSE and "
+        f"{100 * ACCURACY_TOLERANCE:.0f} point in accuracy"
+    )
+    noise = ""
+    if metrics["model"]["form"] == "sde":
+        noise = " Both scores of the SDE form contain Monte Carlo noise."
+    if resolution["agrees"]:
+        return [
+            f"The trained model scores the same at its training resolution "
+            f"({coarse}) and solved finely ({fine}), within {tolerance}, so "
+            f"these numbers describe the continuous-time model.{noise}"
+        ]
+    return [
+        f"> **Warning.** The model depends on its solver resolution; its "
+        f"continuous-time accuracy is {_scores_text(test['reduced_fine'])}, "
+        f"solved with {fine}, against {_scores_text(test['reduced'])} with "
+        f"the {coarse} it was trained with (allowed difference: {tolerance}). "
+        f"The optimiser has fitted the solver's errors. Train with more "
+        f"steps, for example `reduce_run(run_dir, steps=...)`.{noise}"
+    ]
+
+
+def _sampling_lines(metrics: dict[str, Any]) -> list[str]:
+    sampling = metrics["sampling"]
+    depth = sampling["depth"]
+    if not sampling["table"]:
+        return [
+            f"The sampled network is one random draw of depth {depth} from the "
+            "SDE: its weights contain one Brownian path, so its scores vary "
+            "from draw to draw."
+        ]
+    threshold = _format(sampling["threshold"])
+    lines = [
+        "### Sampled network",
+        "",
+        "`to_resnet(L)` sets the weights of layer k to A(k/L), b(k/L) and "
+        "delta_k = g(k/L)/L, so the network is the explicit Euler scheme of the "
+        "ODE with step 1/L, and its outputs approach the model's at rate 1/L. "
+        "The distance below is ||net(x) - H(1)|| / ||H(1)|| over the test "
+        "inputs, with H(1) the finely solved model. A network whose distance "
+        "is large is a coarser model, and its scores say little about the "
+        "reduced model.",
+        "",
+        "| depth | distance to the model | test MSE | test accuracy |",
+        "|---|---|---|---|",
+    ]
+    for row in sampling["table"]:
+        accuracy = _format(row.get("accuracy"), percent=True)
+        lines.append(
+            f"| {row['depth']} | {_format(row['distance'])} | "
+            f"{_format(row.get('mse'))} | {accuracy} |"
+        )
+    lines.append("")
+    if sampling["met"]:
+        lines.append(
+            f"The sampled network of the first table has depth {depth}: the "
+            f"shallowest depth from the run's deepest ({metrics['depth']}) "
+            f"doubling up whose distance is at most {threshold}."
+        )
+    else:
+        lines.append(
+            f"> **Warning.** No depth up to {depth} comes within {threshold} "
+            f"of the model, so the sampled network (depth {depth}) does not "
+            "represent it."
+        )
+    return lines
 
 
 def _figure(columns: int) -> tuple[Any, Any]:

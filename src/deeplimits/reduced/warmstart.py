@@ -80,7 +80,7 @@ def from_network(
     low_rank: str = "factors",
     noise: str = "full",
     method: str | None = None,
-    steps: int = 16,
+    steps: int | None = None,
     adjoint: bool | None = None,
     sde_samples: int = 1,
 ) -> ReducedLimitModel:
