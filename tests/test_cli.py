@@ -352,6 +352,9 @@ def test_stage_command_calls_entry_point(tmp_path, stages):
     assert stages == [
         ("reduce", str(out), {"progress": True, "basis": "fourier", "K": 5})
     ]
+    stages.clear()
+    assert main(["reduce", str(out), "--steps", "40"]) == 0
+    assert stages == [("reduce", str(out), {"progress": True, "steps": 40})]
 
 
 def test_stage_command_rejects_non_run_folder(tmp_path, capsys):

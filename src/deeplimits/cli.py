@@ -321,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
                 type=_positive_int,
                 help="number K of basis functions per weight",
             )
+            stage.add_argument(
+                "--steps",
+                type=_positive_int,
+                help="fixed rk4 solver steps on [0, 1] for training (default: "
+                "grows with K, 28 for K = 8)",
+            )
     return parser
 
 
@@ -552,6 +558,8 @@ def _command_stage(args: argparse.Namespace) -> int:
             options["basis"] = args.basis
         if args.terms is not None:
             options["K"] = args.terms
+        if args.steps is not None:
+            options["steps"] = args.steps
     try:
         entry(run_dir, **options)
     except KeyboardInterrupt:
