@@ -264,3 +264,12 @@ def test_section_states_verdict():
     assert "**Verdict: no clear convergence**" in text
     assert "need not approach the limit fitted from the deepest one" in text
     assert "gamma" not in text
+
+
+def test_plot_trajectories_rejects_non_limit(tmp_path):
+    from deeplimits.compare import plot_trajectories
+
+    net = ResNet(3, 4, seed=0)
+    x = torch.zeros(2, 3)
+    with pytest.raises(TypeError, match=r"limit must be a NeuralODELimit.*got Linear"):
+        plot_trajectories({4: net}, torch.nn.Linear(3, 3), x, tmp_path / "p.png")

@@ -272,14 +272,15 @@ def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> tuple[Tensor, str]
                 f"depth {depth}. Fit a limit per depth with fit_limit(net, 'sde')."
             )
         return limit.integrate(x, ts).ys, "euler on the network's own path"
-    activation = getattr(limit, "activation", None)
-    if activation is not None and not activation.c2_at_zero:
+    # compare() accepts only LIMIT_TYPES (see check_limit), so this is an ODE limit.
+    assert isinstance(limit, (NeuralODELimit, LinearODELimit))
+    if not limit.activation.c2_at_zero:
         steps = KINKED_STEPS_PER_LAYER
-        solution = limit.integrate(  # type: ignore[operator]
+        solution = limit.integrate(
             x, ts, method="rk4", backend="stepper", dt=1.0 / (steps * limit.depth)
         )
         return solution.ys, f"rk4, {steps} steps per layer of the limit"
-    solution = limit.integrate(x, ts, rtol=1e-8, atol=1e-10)  # type: ignore[operator]
+    solution = limit.integrate(x, ts, rtol=1e-8, atol=1e-10)
     return solution.ys, "dopri5, rtol=1e-08, atol=1e-10"
 
 
@@ -475,7 +476,9 @@ def plot_trajectories(
                 label=f"network L={depth}",
             )
     if limit is not None:
+        check_limit(limit)
         limit64 = copy.deepcopy(limit).to(dtype=torch.float64)
+        assert isinstance(limit64, LIMIT_TYPES)  # .to() keeps the class
         with torch.no_grad():
             if isinstance(limit64, LinearQuadraticSDELimit):
                 solution = limit64.integrate(x64)
@@ -629,6 +632,8 @@ def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]
         evidence = error.evidence
         limit = fit_limit(networks[deepest], "neural-ode")
         has_limit = False
+    # fit_limit returns only instances of LIMIT_TYPES.
+    assert isinstance(limit, LIMIT_TYPES)
     regime = evidence.regime if has_limit else "none"
 
     if regime == "sde":

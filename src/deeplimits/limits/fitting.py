@@ -434,7 +434,7 @@ def fit_limit(
         )
 
     A, b, delta, _ = _replica_weights(net, replica)
-    limit: nn.Module
+    limit: NeuralODELimit | LinearODELimit | LinearQuadraticSDELimit
     if chosen == "neural-ode":
         limit = NeuralODELimit.from_weights(
             A,

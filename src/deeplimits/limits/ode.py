@@ -27,7 +27,7 @@ from torchdiffeq import odeint, odeint_adjoint
 from .._checks import check_choice, check_positive_float, check_tensor, describe
 from ..activations import Activation, get_activation
 from .paths import PiecewiseFunction, to_layer_clock
-from .results import LimitSolution
+from .results import LimitSolution, RegimeEvidence
 from .stepper import STEPPER_ODE_METHODS, layer_grid, solve_ode_fixed
 
 __all__ = ["LinearODELimit", "NeuralODELimit", "ODE_METHODS"]
@@ -72,6 +72,8 @@ class _ODELimit(nn.Module):
     """Shared integration code of the ODE limits."""
 
     dim: int
+    # Set by :func:`~deeplimits.limits.fit_limit` on the limits it builds.
+    evidence: RegimeEvidence
 
     def _tables(self) -> tuple[PiecewiseFunction, ...]:
         raise NotImplementedError
@@ -158,6 +160,7 @@ class _ODELimit(nn.Module):
 
         field = _CountedField(self)
         start = time.perf_counter()
+        n_steps: int | None
         if backend == "stepper":
             grid = layer_grid(clock_ts, spacing)
             ys, nfe, n_steps = solve_ode_fixed(field, x, clock_ts, grid, method)
@@ -244,10 +247,15 @@ class NeuralODELimit(_ODELimit):
         Abar, bbar, deltabar = _check_tables(Abar, bbar, deltabar)
         self.dim = int(Abar.shape[-1])
         self.activation = get_activation(activation)
-        table = {"interpolation": interpolation, "smoothing": smoothing}
-        self.Abar = PiecewiseFunction(Abar, **table)
-        self.bbar = PiecewiseFunction(bbar, **table)
-        self.deltabar = PiecewiseFunction(deltabar, **table)
+        self.Abar = PiecewiseFunction(
+            Abar, interpolation=interpolation, smoothing=smoothing
+        )
+        self.bbar = PiecewiseFunction(
+            bbar, interpolation=interpolation, smoothing=smoothing
+        )
+        self.deltabar = PiecewiseFunction(
+            deltabar, interpolation=interpolation, smoothing=smoothing
+        )
 
     def _tables(self) -> tuple[PiecewiseFunction, ...]:
         return (self.Abar, self.bbar, self.deltabar)
@@ -363,9 +371,12 @@ class LinearODELimit(_ODELimit):
         self.dim = int(weight.shape[-1])
         self.activation = act
         self.gain = float(act.dsigma0)  # type: ignore[arg-type]
-        table = {"interpolation": interpolation, "smoothing": smoothing}
-        self.weight = PiecewiseFunction(weight, **table)
-        self.bias = PiecewiseFunction(bias, **table)
+        self.weight = PiecewiseFunction(
+            weight, interpolation=interpolation, smoothing=smoothing
+        )
+        self.bias = PiecewiseFunction(
+            bias, interpolation=interpolation, smoothing=smoothing
+        )
 
     def _tables(self) -> tuple[PiecewiseFunction, ...]:
         return (self.weight, self.bias)

@@ -44,7 +44,7 @@ from ..activations import Activation, get_activation
 from .estimation import PathStatistics, default_window, estimate_path_statistics
 from .ode import check_state
 from .paths import EffectivePath, to_layer_clock
-from .results import LimitSolution
+from .results import LimitSolution, RegimeEvidence
 from .stepper import layer_grid, sde_euler
 
 __all__ = ["LinearQuadraticSDELimit", "check_sde_activation"]
@@ -145,6 +145,12 @@ class LinearQuadraticSDELimit(nn.Module):
 
     noise_type = "general"
     sde_type = "ito"
+
+    A: Tensor
+    b: Tensor
+    delta: Tensor
+    # Set by :func:`~deeplimits.limits.fit_limit` on the limits it builds.
+    evidence: RegimeEvidence
 
     def __init__(
         self,

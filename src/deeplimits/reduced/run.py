@@ -151,6 +151,7 @@ def reduce_run(
     checked = time.perf_counter()
 
     # The network sampled at a depth that represents the model.
+    sampling: dict[str, Any]
     if model.form == "sde":
         sampling = {"depth": depth, "threshold": None, "met": None, "table": []}
     else:
