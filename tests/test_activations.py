@@ -92,3 +92,12 @@ def test_from_function_under_no_grad():
         activation = Activation.from_function(torch.sin)
     assert activation.dsigma0 == pytest.approx(1.0)
     assert activation.d2sigma0 == pytest.approx(0.0, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu", "identity", "softplus-centred"])
+def test_slope_from_output_matches_derivative(name):
+    activation = get_activation(name)
+    z = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    z = z[z.abs() > 1e-9]  # ReLU has no derivative at 0
+    slope = activation.derivative_from_output(activation.fn(z))
+    torch.testing.assert_close(slope, activation.derivative(z), rtol=1e-12, atol=1e-14)

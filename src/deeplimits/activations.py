@@ -43,6 +43,11 @@ class Activation:
         homogeneous: Whether :math:`\sigma` is positively homogeneous, so that
             only :math:`\delta_k A_k` and :math:`\delta_k b_k` matter when
             :math:`\delta_k > 0`.
+        derivative_from_output: Optional :math:`\sigma(z) \mapsto \sigma'(z)`,
+            for activations whose slope is a function of their value (tanh:
+            :math:`1 - \sigma^2`). With it the fused kernel stores
+            :math:`\sigma(z_k)` instead of :math:`z_k` and never evaluates
+            :math:`\sigma` twice.
 
     Example:
         >>> import torch
@@ -61,6 +66,7 @@ class Activation:
     d2sigma0: float | None
     c2_at_zero: bool
     homogeneous: bool
+    derivative_from_output: Callable[[Tensor], Tensor] | None = None
 
     def __call__(self, z: Tensor) -> Tensor:
         return self.fn(z)
@@ -136,7 +142,21 @@ def _autograd_derivative(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], T
 
 
 def _tanh_derivative(z: Tensor) -> Tensor:
-    return 1.0 - torch.tanh(z) ** 2
+    return _tanh_slope_from_output(torch.tanh(z))
+
+
+def _tanh_slope_from_output(s: Tensor) -> Tensor:
+    # 1 - s^2, with one temporary the size of s.
+    return torch.mul(s, s).neg_().add_(1.0)
+
+
+def _relu_slope_from_output(s: Tensor) -> Tensor:
+    return (s > 0).to(s.dtype)
+
+
+def _softplus_centred_slope_from_output(s: Tensor) -> Tensor:
+    # sigmoid(z) = 1 - exp(-softplus(z)) and softplus(z) = s + log 2.
+    return torch.exp(-s).mul_(-0.5).add_(1.0)
 
 
 def _relu_derivative(z: Tensor) -> Tensor:
@@ -168,13 +188,37 @@ def _softplus_centred(z: Tensor) -> Tensor:
 
 _BUILT_IN: dict[str, Activation] = {
     "tanh": Activation(
-        "tanh", torch.tanh, _tanh_derivative, 0.0, 1.0, 0.0, True, False
+        "tanh",
+        torch.tanh,
+        _tanh_derivative,
+        0.0,
+        1.0,
+        0.0,
+        True,
+        False,
+        derivative_from_output=_tanh_slope_from_output,
     ),
     "relu": Activation(
-        "relu", torch.relu, _relu_derivative, 0.0, None, None, False, True
+        "relu",
+        torch.relu,
+        _relu_derivative,
+        0.0,
+        None,
+        None,
+        False,
+        True,
+        derivative_from_output=_relu_slope_from_output,
     ),
     "identity": Activation(
-        "identity", _identity, _ones_like, 0.0, 1.0, 0.0, True, True
+        "identity",
+        _identity,
+        _ones_like,
+        0.0,
+        1.0,
+        0.0,
+        True,
+        True,
+        derivative_from_output=_ones_like,
     ),
     "gelu": Activation(
         "gelu", _gelu, _gelu_derivative, 0.0, 0.5, 2.0 * _INV_SQRT_2PI, True, False
@@ -188,6 +232,7 @@ _BUILT_IN: dict[str, Activation] = {
         0.25,
         True,
         False,
+        derivative_from_output=_softplus_centred_slope_from_output,
     ),
 }
 

@@ -54,29 +54,46 @@ class _FusedResNet(torch.autograd.Function):
         replicas, depth = delta.shape
         batch, dim = x.shape[1], x.shape[2]
         states = x.new_empty(depth + 1, replicas, batch, dim)
-        pre_activations = x.new_empty(depth, replicas, batch, dim)
         states[0] = x
+        # With a slope that is a function of the output, the backward pass
+        # needs sigma(z_k) only, so z_k goes to one scratch buffer.
+        from_output = activation.derivative_from_output is not None
+        if from_output:
+            scratch = x.new_empty(replicas, batch, dim)
+            scratch_storage = scratch.untyped_storage().data_ptr()
+            z = [scratch] * depth
+            outputs: list[Tensor] = []
+        else:
+            pre_activations = x.new_empty(depth, replicas, batch, dim)
+            z = list(pre_activations.unbind(0))
 
         # Per-layer views made once, in layer-major layout, outside the loop.
         h = states.unbind(0)
-        z = pre_activations.unbind(0)
         A_transposed = A.transpose(-1, -2).transpose(0, 1).contiguous().unbind(0)
         bias = b.transpose(0, 1).unsqueeze(2).contiguous().unbind(0)
         scale = delta.transpose(0, 1)[:, :, None, None].contiguous().unbind(0)
         for k in range(depth):
             torch.baddbmm(bias[k], h[k], A_transposed[k], out=z[k])
-            torch.addcmul(h[k], scale[k], activation.fn(z[k]), out=h[k + 1])
+            s = activation.fn(z[k])
+            torch.addcmul(h[k], scale[k], s, out=h[k + 1])
+            if from_output:
+                # An output that shares the scratch buffer (the identity) is
+                # overwritten by the next layer, so it is copied.
+                shares = s.untyped_storage().data_ptr() == scratch_storage
+                outputs.append(s.clone() if shares else s)
 
         ctx.activation = activation
         ctx.all_states = all_states
-        ctx.save_for_backward(states, pre_activations, A, delta)
+        ctx.from_output = from_output
+        saved = torch.stack(outputs) if from_output else pre_activations
+        ctx.save_for_backward(states, saved, A, delta)
         # Returning only h_L keeps autograd from materialising a zero gradient
         # for every intermediate state.
         return states if all_states else states[depth].clone()
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        states, pre_activations, A, delta = ctx.saved_tensors
+        states, saved, A, delta = ctx.saved_tensors
         activation: Activation = ctx.activation
         depth = delta.shape[1]
         scale = delta.transpose(0, 1)[:, :, None, None]
@@ -85,7 +102,11 @@ class _FusedResNet(torch.autograd.Function):
 
         # Local slopes delta_k sigma'(z_k) for all layers at once; the sweep
         # below overwrites slope k with gamma_k = slope_k * g_{k+1} in place.
-        gammas = activation.derivative(pre_activations).mul_(scale)
+        slope_from_output = activation.derivative_from_output
+        if ctx.from_output and slope_from_output is not None:
+            gammas = slope_from_output(saved).mul_(scale)
+        else:
+            gammas = activation.derivative(saved).mul_(scale)
 
         # Adjoint sweep: adjoints[k] is the gradient with respect to h_k.
         adjoints = torch.empty_like(states)
@@ -106,7 +127,7 @@ class _FusedResNet(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = gammas.sum(dim=2).transpose(0, 1)
         if ctx.needs_input_grad[3]:
-            outputs = activation.fn(pre_activations)
+            outputs = saved if ctx.from_output else activation.fn(saved)
             grad_delta = torch.einsum("lrbi,lrbi->rl", adjoints[1:], outputs)
         return adjoints[0], grad_A, grad_b, grad_delta, None, None
 
