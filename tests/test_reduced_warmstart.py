@@ -224,3 +224,18 @@ def test_to_resnet_rejects_bad_input() -> None:
         sde.to_resnet(4, delta="per-layer")
     with pytest.raises(ValueError, match="increments must have shape"):
         sde.to_resnet(4, increments=torch.zeros(3, 12))
+
+
+def test_shallow_network_warns_once() -> None:
+    import warnings
+
+    from deeplimits import ResNet, ReducedLimitModel
+
+    net = ResNet(4, 3, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ReducedLimitModel.from_network(net, "legendre", 8)
+    messages = [str(w.message) for w in caught if "underdetermined" in str(w.message)]
+    assert len(messages) == 1
+    assert "depth 3 onto K=8" in messages[0]
+    assert caught[0].filename == __file__

@@ -30,13 +30,17 @@ from .basis import Basis
 __all__ = ["constant_coefficients", "evaluate_path", "project_onto_basis"]
 
 
-def project_onto_basis(values: Tensor, times: Tensor, basis: Basis) -> Tensor:
+def project_onto_basis(
+    values: Tensor, times: Tensor, basis: Basis, *, warn_underdetermined: bool = True
+) -> Tensor:
     r"""Fit basis coefficients to samples of a path by least squares.
 
     Args:
         values: samples :math:`X_k`, shape ``(n, *shape)``.
         times: sample times :math:`t_k \in [0, 1]`, shape ``(n,)``.
         basis: the basis :math:`\varphi_0, \dots, \varphi_{K-1}`.
+        warn_underdetermined: whether to warn when ``n < K``; callers that
+            project several paths on one grid warn once themselves.
 
     Returns:
         Coefficients of shape ``(K, *shape)``, float64 on the CPU.
@@ -54,7 +58,7 @@ def project_onto_basis(values: Tensor, times: Tensor, basis: Basis) -> Tensor:
             f"{tuple(values.shape)} and times of shape {tuple(times.shape)}"
         )
     n = times.shape[0]
-    if n < basis.K:
+    if n < basis.K and warn_underdetermined:
         warnings.warn(
             f"projecting {n} samples onto K={basis.K} basis functions is "
             "underdetermined; the minimum-norm coefficients are used. Use a "

@@ -51,6 +51,7 @@ Sampling (:func:`to_resnet`)
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING
 
@@ -218,21 +219,31 @@ def _projected_coefficients(net: ResNet, model: ReducedLimitModel) -> dict[str, 
     times = torch.arange(L, dtype=torch.float64) / L
     basis = model.basis
     coefficients: dict[str, Tensor] = {}
+    if L < basis.K:
+        # One warning for the network, not one per projected weight.
+        warnings.warn(
+            f"projecting a network of depth {L} onto K={basis.K} basis functions "
+            "is underdetermined; the minimum-norm coefficients are used. Use a "
+            "deeper network or a smaller K.",
+            UserWarning,
+            stacklevel=4,
+        )
+    project = functools.partial(project_onto_basis, warn_underdetermined=False)
 
     if model.form == "neural-ode":
         delta = net.effective_delta().detach().double()
         A, b = net.A.detach().double(), net.b.detach().double()
         if model.field.has_gain:
-            coefficients["gain_coef"] = project_onto_basis(L * delta, times, basis)
+            coefficients["gain_coef"] = project(L * delta, times, basis)
         else:
             A = L * delta[:, None, None] * A
             b = L * delta[:, None] * b
-        A_coef = project_onto_basis(A, times, basis)
-        coefficients["b_coef"] = project_onto_basis(b, times, basis)
+        A_coef = project(A, times, basis)
+        coefficients["b_coef"] = project(b, times, basis)
     else:
         X, Y, _ = _linear_data(net, name=model.form)
-        A_coef = project_onto_basis(L * X, times, basis)
-        coefficients["b_coef"] = project_onto_basis(L * Y, times, basis)
+        A_coef = project(L * X, times, basis)
+        coefficients["b_coef"] = project(L * Y, times, basis)
         if model.form == "sde":
             diagonal = model.field.noise == "diagonal"
             drift_A = evaluate_path(A_coef, times, basis) / L
@@ -250,9 +261,11 @@ def _projected_coefficients(net: ResNet, model: ReducedLimitModel) -> dict[str, 
 def _diffusion_coefficients(residual: Tensor, times: Tensor, basis: Basis) -> Tensor:
     """Project the square root of the local quadratic variation rate."""
     L = residual.shape[0]
-    variance = project_onto_basis(L * residual**2, times, basis)
+    variance = project_onto_basis(
+        L * residual**2, times, basis, warn_underdetermined=False
+    )
     rate = evaluate_path(variance, times, basis).clamp(min=0.0)
-    return project_onto_basis(rate.sqrt(), times, basis)
+    return project_onto_basis(rate.sqrt(), times, basis, warn_underdetermined=False)
 
 
 def _rank_coefficients(A_coef: Tensor, model: ReducedLimitModel) -> dict[str, Tensor]:
