@@ -120,7 +120,7 @@ def test_to_dict_is_strict_json() -> None:
 def test_summary_names_regime_and_exponents() -> None:
     result = estimate_scaling(networks())
     text = result.summary()
-    assert "Verdict: smooth." in text
+    assert "Verdict: smooth" in text
     assert f"{result.beta.exponent:.3f}" in text
     assert "Limit: linear-ode" in text
     assert str(result) == text

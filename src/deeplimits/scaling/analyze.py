@@ -40,6 +40,16 @@ def _fit_cell(fit: object) -> str:
     )
 
 
+def _deep_cell(fit: object) -> str:
+    if fit is None:
+        return "-"
+    return (
+        f"{fit.exponent:.3f} [{fit.ci_low:.3f}, "  # type: ignore[attr-defined]
+        f"{fit.ci_high:.3f}], L = {fit.min_depth}.."  # type: ignore[attr-defined]
+        f"{fit.max_depth}"  # type: ignore[attr-defined]
+    )
+
+
 def write_section(
     result: ScalingResult, plots: Mapping[str, Path | str] | None = None
 ) -> str:
@@ -63,28 +73,54 @@ def write_section(
         "behaving like L^-exponent has that exponent, with its standard error "
         "and 95% interval (Student t, pooled over replicas).",
         "",
-        "| exponent | sequence | estimate ± se [95% interval] | R² |",
-        "|---|---|---|---|",
+        "The intervals assume that the power law holds over the whole depth "
+        "range; the last column refits each exponent over the deeper half of "
+        "the depths, and a value far outside the full-range interval means "
+        "the log-log plot bends.",
+        "",
+        "| exponent | sequence | estimate ± se [95% interval] | R² | "
+        "deeper half [95% interval] |",
+        "|---|---|---|---|---|",
     ]
     named = [
-        ("alpha", "delta_k", result.alpha),
-        ("beta", "A_k", result.beta),
-        ("beta_b", "b_k", result.beta_b),
-        ("gamma (alpha + beta)", "delta_k A_k", result.beta_effective),
+        ("alpha", "delta_k", result.alpha, "alpha"),
+        ("beta", "A_k", result.beta, "beta"),
+        ("beta_b", "b_k", result.beta_b, "beta_b"),
+        (
+            "gamma (alpha + beta)",
+            "delta_k A_k",
+            result.beta_effective,
+            "beta_effective",
+        ),
     ]
-    for label, sequence, fit in named:
+    for label, sequence, fit, key in named:
         r2 = "-" if fit is None else f"{fit.r2:.3f}"
-        lines.append(f"| {label} | {sequence} | {_fit_cell(fit)} | {r2} |")
+        lines.append(
+            f"| {label} | {sequence} | {_fit_cell(fit)} | {r2} | "
+            f"{_deep_cell(result.deep_half.get(key))} |"
+        )
+    if result.replicas > 1 and result.distinct_replicas:
+        counts = ", ".join(
+            f"L = {depth}: {count}" for depth, count in result.distinct_replicas.items()
+        )
+        lines += [
+            "",
+            f"Distinct replicas per depth (of {result.replicas}): {counts}.",
+        ]
 
     lines += [
         "",
-        f"**Verdict: {verdict.regime}.** Limit: `{limit.kind}`.",
+        f"**Verdict: {verdict.label}.** Limit: `{limit.kind}`.",
         "",
     ]
     if limit.latex:
         lines += ["$$", limit.latex, "$$", ""]
     lines += [f"Reason: {limit.reason}", "", "Evidence:", ""]
     lines += [f"- {sentence}" for sentence in verdict.evidence]
+    others = [text for text in result.caveats if text not in verdict.caveats]
+    if others:
+        lines += ["", "Caveats:", ""]
+        lines += [f"- {sentence}." for sentence in others]
 
     lines += [
         "",

@@ -14,7 +14,9 @@ Deep Residual Networks", ICML 2021.
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -45,12 +47,34 @@ from .statistics import (
     roughness_ratio,
 )
 
-__all__ = ["estimate_scaling"]
+__all__ = ["estimate_scaling", "MIN_LAYERS", "REPLICA_COPY_TOLERANCE"]
+
+MIN_LAYERS = 2
+"""Fewest layers a network may have. The increment statistics and the
+roughness ratio compare consecutive layers, so a depth-1 network has none."""
+
+REPLICA_COPY_TOLERANCE = 1e-6
+r"""Relative distance below which two replicas of one depth count as copies.
+
+Replicas :math:`r, s` with weights :math:`\theta = (A, b, \delta)` are copies
+when :math:`\|\theta_r - \theta_s\| \le 10^{-6} \max(\|\theta_r\|,
+\|\theta_s\|)`. The pooled fits treat replicas as independent points, so copies
+make their intervals too narrow by up to a factor :math:`\sqrt{R}`."""
+
+_HEADLINES: tuple[tuple[str, str, str], ...] = (
+    ("alpha", "delta", "delta_k"),
+    ("beta", "A", "A_k"),
+    ("beta_b", "b", "b_k"),
+    ("beta_effective", "delta*A", "delta_k A_k"),
+)
 
 # A statistic below this fraction of the sequence's own scale is rounding
 # error: the exact value is 0 (for instance the detrended sum of a constant).
 _RELATIVE_ZERO = 1e-12
 _SQUARED_STATISTICS = ("quadratic_variation",)
+# Exponents closer than this differ by rounding error (an exact power law has
+# zero-width intervals).
+_ROUNDING_EXPONENT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -152,8 +176,17 @@ def _weights_of(net: ResNet) -> _DepthWeights:
 
 
 def _check_consistent(networks: Mapping[int, ResNet]) -> None:
-    """Require at least 3 depths sharing width, replicas, activation and mode."""
+    """Require 3 or more depths of 2 or more layers, sharing width, replicas,
+    activation and delta mode."""
     depths = sorted(networks)
+    shallow = [depth for depth in depths if depth < MIN_LAYERS]
+    if shallow:
+        raise ValueError(
+            f"every network must have at least {MIN_LAYERS} layers, because the "
+            "increment statistics and the roughness ratio compare consecutive "
+            f"layers, got depth {shallow[0]} in depths {depths}. Leave depth "
+            f"{shallow[0]} out of the sweep."
+        )
     if len(depths) < MIN_DEPTHS:
         raise ValueError(
             f"estimate_scaling needs networks at {MIN_DEPTHS} or more depths to "
@@ -280,6 +313,131 @@ def _profiles_and_paths(
     return profiles, paths, entries
 
 
+def _distinct_replicas(item: _DepthWeights) -> int:
+    """Count the replicas of one depth that are not copies of an earlier one.
+
+    Two replicas are copies when their relative distance is at most
+    :data:`REPLICA_COPY_TOLERANCE` (greedy grouping in replica order).
+    """
+    flat = torch.cat(
+        [
+            item.A.reshape(item.A.shape[0], -1),
+            item.b.reshape(item.b.shape[0], -1),
+            item.delta.reshape(item.delta.shape[0], -1),
+        ],
+        dim=1,
+    )
+    norms = flat.norm(dim=1)
+    representatives: list[int] = []
+    for replica in range(flat.shape[0]):
+        copy = False
+        for other in representatives:
+            distance = float((flat[replica] - flat[other]).norm())
+            scale = float(torch.maximum(norms[replica], norms[other]))
+            if distance <= REPLICA_COPY_TOLERANCE * scale:
+                copy = True
+                break
+        if not copy:
+            representatives.append(replica)
+    return len(representatives)
+
+
+def _replica_caveat(distinct: Mapping[int, int], replicas: int) -> str | None:
+    """Describe the depths whose replicas are near-copies, or return None."""
+    copied = {depth: count for depth, count in distinct.items() if count < replicas}
+    if not copied:
+        return None
+    listed = ", ".join(
+        f"L = {depth}: {count} of {replicas}" for depth, count in copied.items()
+    )
+    return (
+        "some replicas are near-copies of each other (relative distance at most "
+        f"{REPLICA_COPY_TOLERANCE:g}); distinct replicas per depth: {listed}. "
+        "The pooled fits count every copy as an independent point, so their "
+        "intervals are too narrow. Retrain with independently seeded replicas, "
+        "or read the per-replica fits"
+    )
+
+
+def _deep_half_fits(
+    depths: list[int],
+    fits: Mapping[tuple[str, str], StatisticFit],
+    statistic: str,
+    confidence: float,
+) -> dict[str, PowerLawFit | None]:
+    """Refit the headline exponents over the deeper half of the depths.
+
+    The deeper half is the deepest ``max(3, ceil(n / 2))`` of the ``n`` depths.
+    Every fit is None when that is all the depths (``n = 3``).
+    """
+    count = max(MIN_DEPTHS, math.ceil(len(depths) / 2))
+    result: dict[str, PowerLawFit | None] = {}
+    for name, sequence, label in _HEADLINES:
+        full = fits[(sequence, statistic)]
+        if count >= len(depths) or full.pooled is None:
+            result[name] = None
+            continue
+        values = torch.tensor(full.values, dtype=torch.float64)[:, -count:]
+        result[name] = fit_power_law(
+            depths[-count:],
+            values.numpy(),
+            confidence=confidence,
+            name=f"{statistic} of {label} over the deeper half",
+        )
+    return result
+
+
+def _curvature_caveats(
+    full: Mapping[str, PowerLawFit | None], deep: Mapping[str, PowerLawFit | None]
+) -> list[str]:
+    """Name each headline exponent whose deeper-half fit disagrees with the full fit.
+
+    They disagree when each estimate lies outside the other's interval: the
+    log-log plot bends over the depth range, so the power law does not hold
+    there and the full-range interval, conditional on it, is too narrow.
+    """
+    caveats = []
+    for name, _, label in _HEADLINES:
+        whole, deeper = full[name], deep[name]
+        if whole is None or deeper is None:
+            continue
+        if whole.contains(deeper.exponent) or deeper.contains(whole.exponent):
+            continue
+        if abs(whole.exponent - deeper.exponent) <= _ROUNDING_EXPONENT:
+            continue
+        caveats.append(
+            f"{name} ({label}): the fit over the deeper half, L = "
+            f"{deeper.min_depth}..{deeper.max_depth}, gives {deeper.exponent:.3f} "
+            f"[{deeper.ci_low:.3f}, {deeper.ci_high:.3f}], which disagrees with "
+            f"{whole.exponent:.3f} [{whole.ci_low:.3f}, {whole.ci_high:.3f}] over "
+            f"L = {whole.min_depth}..{whole.max_depth}. The log-log plot bends "
+            "(the shallow depths are not yet in the power-law range), so the "
+            "full-range interval is too narrow; prefer the deeper-half value or "
+            "add deeper networks"
+        )
+    return caveats
+
+
+def _cumulative_sum_caveat(
+    fits: Mapping[tuple[str, str], StatisticFit], regime: str
+) -> str | None:
+    r"""Flag a cumulative path :math:`\sum_{k<m} \delta_k A_k` that grows with L.
+
+    Both hypotheses make the cumulative path converge, so its maximum norm
+    should have exponent 0; a negative exponent whose interval excludes 0
+    means the path grows with depth.
+    """
+    fit = fits[("delta*A", "cumulative_sum")].pooled
+    if regime not in ("smooth", "diffusive") or fit is None or fit.ci_high >= 0.0:
+        return None
+    return (
+        f"the cumulative sum max_m ||sum_(k<m) delta_k A_k|| has exponent "
+        f"{fit.exponent:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}], so it grows "
+        f"like L^{-fit.exponent:.3f} over L = {fit.min_depth}..{fit.max_depth} "
+        "instead of converging"
+    )
+
+
 def estimate_scaling(
     source: Any,
     *,
@@ -317,14 +475,26 @@ def estimate_scaling(
         thresholds: Bands and tolerances of the verdict
             (:class:`~deeplimits.scaling.regimes.RegimeThresholds`).
 
+    The intervals assume that the power law holds over the whole depth
+    range and that replicas are independent. Two checks guard them: the
+    headline exponents are refitted over the deeper half of the depths, and a
+    disagreement beyond both intervals adds a caveat, because curvature from
+    the shallow depths biases the full-range estimate. Replicas that are
+    near-copies (:data:`REPLICA_COPY_TOLERANCE`) raise a warning and add a caveat.
+
     Returns:
         A :class:`~deeplimits.scaling.result.ScalingResult`.
 
+    Warns:
+        UserWarning: when the replicas at some depth are near-copies of each
+            other; ``distinct_replicas`` of the result gives the counts.
+
     Raises:
         TypeError: for a source of another kind.
-        ValueError: for fewer than 3 depths, or mixed widths, replica counts,
-            activations or delta modes. Also for a NaN or infinite weight (the
-            message names the depth and the tensor), and for a statistic that
+        ValueError: for fewer than 3 depths, a network of fewer than 2
+            layers, or mixed widths, replica counts, activations or delta
+            modes. Also for a NaN or infinite weight (the message names the
+            depth and the tensor), and for a statistic that
             is zero at some depths but not all, because its log is undefined
             (the message names the depth). Also when the effective weights
             :math:`\delta_k A_k` are zero at every depth.
@@ -386,6 +556,23 @@ def estimate_scaling(
         thresholds=limits,
     )
     profiles, paths, entries = _profiles_and_paths(weights)
+
+    # Checks of the assumptions behind the intervals and the verdict.
+    distinct = {item.depth: _distinct_replicas(item) for item in weights}
+    headline = {
+        name: fits[(sequence, statistic)].pooled for name, sequence, _ in _HEADLINES
+    }
+    deep = _deep_half_fits(depths, fits, statistic, confidence)
+    caveats = list(verdict.caveats)
+    copies = _replica_caveat(distinct, first.replicas)
+    if copies is not None:
+        warnings.warn(copies + ".", UserWarning, stacklevel=2)
+        caveats.append(copies)
+    caveats += _curvature_caveats(headline, deep)
+    growing_path = _cumulative_sum_caveat(fits, verdict.regime)
+    if growing_path is not None:
+        caveats.append(growing_path)
+
     return ScalingResult(
         depths=tuple(depths),
         dim=first.dim,
@@ -406,4 +593,7 @@ def estimate_scaling(
         profiles=MappingProxyType(profiles),
         paths=MappingProxyType(paths),
         path_entries=entries,
+        deep_half=MappingProxyType(deep),
+        distinct_replicas=MappingProxyType(distinct),
+        caveats=tuple(caveats),
     )

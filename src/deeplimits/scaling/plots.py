@@ -23,6 +23,7 @@ __all__ = [
     "plot_fits",
     "plot_profiles",
     "plot_paths",
+    "paths_caption",
     "plot_delta",
     "plot_roughness",
     "plot_all",
@@ -132,6 +133,29 @@ def plot_profiles(
     return _save(fig, path)
 
 
+def paths_caption(result: ScalingResult) -> str:
+    r"""Return the title of :func:`plot_paths`: the rescaling and what it hides.
+
+    The paths are multiplied by :math:`L^{\hat\gamma - \gamma_0}`. When that
+    exponent is not 0, the title states that the unscaled paths grow (or
+    shrink) like :math:`L^{\gamma_0 - \hat\gamma}` and that the plot hides it.
+    """
+    gamma = result.beta_effective.exponent
+    reference = {"smooth": 1.0, "diffusive": 0.5}.get(result.regime, gamma)
+    shift = gamma - reference
+    lines = [
+        f"cumulative effective weights, rescaled by L^(gamma - {reference:.2f}) "
+        f"= L^{shift:.3f}, gamma = {gamma:.3f}; verdict: {result.regime}"
+    ]
+    if round(shift, 3) != 0.0:
+        trend = "grow" if shift < 0 else "shrink"
+        lines.append(
+            f"the rescaling hides that the unscaled paths {trend} like "
+            f"L^{-shift:.3f} over L = {min(result.depths)}..{max(result.depths)}"
+        )
+    return "\n".join(lines)
+
+
 def plot_paths(
     result: ScalingResult, *, path: str | os.PathLike[str] | None = None
 ) -> Figure:
@@ -143,7 +167,9 @@ def plot_paths(
     :math:`\gamma_0` is 1 for a smooth verdict, 1/2 for a diffusive one and
     :math:`\hat\gamma` otherwise (no amplitude rescaling). A smooth regime
     shows one smooth curve per entry; a diffusive one shows Brownian-looking
-    paths.
+    paths. The rescaling hides how the unscaled path changes with depth
+    (like :math:`L^{\gamma_0 - \hat\gamma}`), and the title
+    (:func:`paths_caption`) says so.
     """
     gamma = result.beta_effective.exponent
     reference = {"smooth": 1.0, "diffusive": 0.5}.get(result.regime, gamma)
@@ -162,10 +188,7 @@ def plot_paths(
         axis.set_xlabel("t = m/L")
         axis.set_title(rf"entry ({i}, {j}) of $\sum_{{k<m}} \delta_k A_k$", fontsize=10)
         axis.legend(fontsize=8)
-    fig.suptitle(
-        f"cumulative effective weights, times L^(gamma - {reference:.2f}), "
-        f"gamma = {gamma:.3f}; verdict: {result.regime}"
-    )
+    fig.suptitle(paths_caption(result))
     fig.tight_layout()
     return _save(fig, path)
 

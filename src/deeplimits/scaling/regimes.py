@@ -238,8 +238,17 @@ class Verdict:
         evidence: Sentences giving each measurement behind the decision.
         roughness_ratio: Median roughness ratio over the depths used.
         hypothesis_1_consistent: Whether the exponent of :math:`\delta_k A_k`
-            (:math:`\alpha + \beta`) is consistent with 1.
+            (:math:`\alpha + \beta`) is consistent with 1: its interval
+            contains 1 or it lies within ``hypothesis_1_tolerance`` of 1.
         sparse: Whether a few layers carry all the weight.
+        hypothesis_1_exact: Whether the interval of :math:`\alpha + \beta`
+            contains 1. A smooth verdict with ``hypothesis_1_consistent`` but
+            not ``hypothesis_1_exact`` holds only approximately: then
+            :math:`L \delta_k A_k` still grows or decays like
+            :math:`L^{1 - \gamma}` and the limit is an approximation on the
+            fitted depth range.
+        caveats: Sentences qualifying the verdict (empty when it holds without
+            qualification); :attr:`label` puts them after the regime.
     """
 
     regime: str
@@ -248,6 +257,15 @@ class Verdict:
     roughness_ratio: float
     hypothesis_1_consistent: bool
     sparse: bool
+    hypothesis_1_exact: bool = True
+    caveats: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The regime, followed by ``", approximately: "`` and the caveats if any."""
+        if not self.caveats:
+            return self.regime
+        return f"{self.regime}, approximately: " + "; ".join(self.caveats)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
@@ -258,6 +276,9 @@ class Verdict:
             "roughness_ratio": self.roughness_ratio,
             "hypothesis_1_consistent": self.hypothesis_1_consistent,
             "sparse": self.sparse,
+            "hypothesis_1_exact": self.hypothesis_1_exact,
+            "caveats": list(self.caveats),
+            "label": self.label,
         }
 
 
@@ -456,7 +477,10 @@ def decide_regime(
     3. **Smooth**: band ``"smooth"``. The exponent
        :math:`\gamma` of :math:`\delta_k A_k` is checked against
        :math:`\alpha + \beta = 1`; when it fails the regime stays smooth but
-       the limit is ``"none"``.
+       the limit is ``"none"``. When :math:`\gamma` is accepted only through
+       ``hypothesis_1_tolerance`` (its interval excludes 1), the verdict
+       carries a caveat: :math:`L \delta_k A_k \sim L^{1-\gamma}` does not
+       converge and the limit is an approximation on the fitted depth range.
     4. **Diffusive**: band ``"diffusive"`` and :math:`\gamma` consistent with
        1/2 (the quadratic variation of the cumulative path neither vanishes
        nor blows up). A diffusive band with :math:`\gamma` away from 1/2 is
@@ -501,6 +525,9 @@ def decide_regime(
         evidence.append(f"beta (rms of A_k) = {beta}.")
     evidence.append(f"exponent of delta_k A_k (alpha + beta) = {gamma}.")
     consistent_1 = _near(gamma, 1.0, limits.hypothesis_1_tolerance)
+    # The tolerance keeps a rounding-level miss of an exact power law exact.
+    exact_1 = gamma.contains(1.0) or abs(gamma.exponent - 1.0) <= 1e-9
+    caveats: list[str] = []
     consistent_2 = _near(gamma, 0.5, limits.diffusive_exponent_tolerance)
 
     # Sparse pattern.
@@ -532,13 +559,14 @@ def decide_regime(
         regime = "neither"
     elif band == "smooth":
         regime, reason = "smooth", ""
-        if consistent_1 and not gamma.contains(1.0):
+        if consistent_1 and not exact_1:
             evidence.append(
                 f"alpha + beta = {gamma.exponent:.3f} "
                 f"[{gamma.ci_low:.3f}, {gamma.ci_high:.3f}] excludes 1; accepted "
                 f"within the tolerance {limits.hypothesis_1_tolerance} "
                 "(RegimeThresholds.hypothesis_1_tolerance)."
             )
+            caveats.append(_approximate_hypothesis_1(gamma))
         if not consistent_1:
             evidence.append(
                 f"alpha + beta = {gamma.exponent:.3f} is not consistent with 1 "
@@ -585,4 +613,25 @@ def decide_regime(
         roughness_ratio=ratio,
         hypothesis_1_consistent=consistent_1,
         sparse=sparse,
+        hypothesis_1_exact=exact_1,
+        caveats=tuple(caveats),
+    )
+
+
+def _approximate_hypothesis_1(gamma: PowerLawFit) -> str:
+    r"""Describe a smooth verdict whose :math:`\alpha + \beta` interval excludes 1.
+
+    Under Hypothesis 1 :math:`L \delta_k A_k` converges; with
+    :math:`\delta_k A_k \sim L^{-\gamma}` it behaves like :math:`L^{1-\gamma}`,
+    which diverges for :math:`\gamma < 1` and vanishes for :math:`\gamma > 1`.
+    """
+    growth = 1.0 - gamma.exponent
+    trend = (
+        f"grows like L^{growth:.3f}" if growth > 0 else (f"decays like L^{growth:.3f}")
+    )
+    return (
+        f"alpha + beta = {gamma.exponent:.3f} [{gamma.ci_low:.3f}, "
+        f"{gamma.ci_high:.3f}] excludes 1, so L delta_k A_k {trend} over "
+        f"L = {gamma.min_depth}..{gamma.max_depth} and the limit is an "
+        "approximation on this depth range"
     )

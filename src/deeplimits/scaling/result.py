@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .regimes import RegimeThresholds, RoughnessAtDepth, Verdict
@@ -103,6 +104,19 @@ class ScalingResult:
             :math:`S_m = \sum_{k<m} \delta_k A_k` of replica 0, ``m = 0..L``,
             for the three deepest depths; ``path_entries`` names the entries.
         path_entries: The ``(i, j)`` matrix entries kept in :attr:`paths`.
+        deep_half: ``deep_half[name]`` for ``name`` in ``"alpha"``, ``"beta"``,
+            ``"beta_b"``, ``"beta_effective"``: the same exponent fitted over
+            the deepest ``max(3, ceil(n / 2))`` of the ``n`` depths, or ``None``
+            (too few depths, or no full-range fit). A value outside the
+            full-range interval points to curvature in the log-log plot.
+        distinct_replicas: ``distinct_replicas[depth]``: replicas at that depth
+            that are not near-copies of another
+            (:data:`~deeplimits.scaling.estimate.REPLICA_COPY_TOLERANCE`).
+        caveats: Sentences that qualify the exponents or the verdict: the
+            verdict's own caveats (Hypothesis 1 holding only approximately),
+            near-copy replicas, a deeper-half fit that disagrees with the
+            full-range fit, a cumulative path that grows with depth. Empty when
+            no check fired.
     """
 
     depths: tuple[int, ...]
@@ -124,6 +138,13 @@ class ScalingResult:
     profiles: Mapping[str, Mapping[int, tuple[tuple[float, ...], ...]]]
     paths: Mapping[int, tuple[tuple[float, ...], ...]]
     path_entries: tuple[tuple[int, int], ...]
+    deep_half: Mapping[str, PowerLawFit | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    distinct_replicas: Mapping[int, int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    caveats: tuple[str, ...] = ()
 
     @property
     def regime(self) -> str:
@@ -162,6 +183,13 @@ class ScalingResult:
                 "beta_b": _optional(self.beta_b),
                 "beta_effective": self.beta_effective.to_dict(),
             },
+            "deep_half_exponents": {
+                name: _optional(fit) for name, fit in self.deep_half.items()
+            },
+            "distinct_replicas": {
+                str(depth): count for depth, count in self.distinct_replicas.items()
+            },
+            "caveats": list(self.caveats),
             "verdict": self.verdict.to_dict(),
             "roughness": [item.to_dict() for item in self.roughness],
             "effective_layers_growth": _optional(self.effective_layers_growth),
@@ -221,6 +249,23 @@ class ScalingResult:
         ]
         for label, fit in named:
             lines.append(f"  {label:22s} {'unavailable' if fit is None else fit}")
+        deeper = [
+            (label, self.deep_half.get(name))
+            for (label, _), name in zip(
+                named, ("alpha", "beta", "beta_b", "beta_effective"), strict=True
+            )
+        ]
+        if any(fit is not None for _, fit in deeper):
+            lines.append("The same exponents over the deeper half of the depths:")
+            for label, fit in deeper:
+                text = "unavailable" if fit is None else str(fit)
+                lines.append(f"  {label:22s} {text}")
+        if self.replicas > 1 and self.distinct_replicas:
+            counts = ", ".join(
+                f"L = {depth}: {count}"
+                for depth, count in self.distinct_replicas.items()
+            )
+            lines.append(f"Distinct replicas per depth (of {self.replicas}): {counts}")
 
         lines.append("Roughness ratio of delta_k A_k (2 = smooth, 1 = Brownian):")
         for item in self.roughness:
@@ -237,13 +282,17 @@ class ScalingResult:
             lines.append("  " + "  ".join(cells))
 
         limit = self.verdict.limit
-        lines.append(f"Verdict: {self.verdict.regime}.")
+        lines.append(f"Verdict: {self.verdict.label}.")
         lines.append(
             f"Limit: {limit.kind}" + (f": {limit.equation}" if limit.equation else "")
         )
         lines.append(f"  because {limit.reason}")
         lines.append("Evidence:")
         lines.extend(f"  - {sentence}" for sentence in self.verdict.evidence)
+        others = [text for text in self.caveats if text not in self.verdict.caveats]
+        if others:
+            lines.append("Caveats:")
+            lines.extend(f"  - {sentence}." for sentence in others)
         return "\n".join(lines)
 
     def __str__(self) -> str:
