@@ -395,3 +395,78 @@ def test_python_dash_m_runs():
     )
     assert completed.returncode == 0
     assert "--depths" in completed.stdout
+
+
+def _loading_stage(monkeypatch) -> None:
+    """Make every stage read the run folder with load_sweep, as the real ones do."""
+    from deeplimits.sweep import load_sweep
+
+    monkeypatch.setattr(
+        cli, "_load_stage", lambda name: lambda run_dir, **kw: load_sweep(run_dir)
+    )
+
+
+def test_stage_truncated_weights_prints_one_line(tmp_path, monkeypatch, capsys):
+    from deeplimits.sweep import weights_path
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(cli, "_load_stage", lambda name: lambda run_dir, **kw: None)
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    path = weights_path(out, 2)
+    path.write_bytes(path.read_bytes()[:40])
+    _loading_stage(monkeypatch)
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    capsys.readouterr()
+    assert main(["analyze", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("deeplimits analyze: error: ")
+    assert "is not a readable safetensors file" in err
+    assert "depth_00002.safetensors" in err
+    assert "Traceback" not in err
+
+    monkeypatch.setenv(cli.TRACEBACK_VARIABLE, "1")
+    assert main(["compare", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("deeplimits compare: error: ")
+    assert "Traceback" in err
+
+
+def test_stage_unexpected_error_keeps_traceback(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+
+    def broken(run_dir, **options):
+        raise RuntimeError("analyze broke")
+
+    monkeypatch.setattr(cli, "_load_stage", lambda name: broken)
+    with pytest.raises(RuntimeError, match="analyze broke"):
+        main(["analyze", str(tmp_path)])
+
+
+def test_stage_reports_missing_weights(tmp_path, monkeypatch, capsys, recwarn):
+    from deeplimits.sweep import MissingWeightsWarning, weights_path
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(cli, "_load_stage", lambda name: lambda run_dir, **kw: None)
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    path = weights_path(out, 2)
+    path.unlink()
+    _loading_stage(monkeypatch)
+    capsys.readouterr()
+    assert main(["analyze", str(out)]) == 0
+    err = capsys.readouterr().err
+    expected = "deeplimits analyze: warning: depth 2 is recorded in metrics.json"
+    assert expected in err
+    assert str(path) in err
+    assert err.count("warning:") == 1
+    assert not [w for w in recwarn if w.category is MissingWeightsWarning]
+    section = (out / "sections" / "10-training.md").read_text()
+    row = next(line for line in section.splitlines() if line.startswith("| 2 |"))
+    assert "weight file missing" in row
+
+
+def test_run_prints_identical_replicas_warning(tmp_path, stages, capsys):
+    options = ["--init", "zero", "--batch-size", "100000"]
+    assert main([*TINY_RUN, *options, "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "deeplimits run: warning: depth 1: the 2 replicas ended" in err

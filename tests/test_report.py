@@ -13,7 +13,7 @@ from deeplimits.report import (
     write_report,
     write_training_section,
 )
-from deeplimits.sweep import depth_sweep
+from deeplimits.sweep import MissingWeightsWarning, depth_sweep, weights_path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -119,3 +119,24 @@ def test_training_table_marks_diverged_depth():
     lines = _training_table({4: record | {"diverged": True}, 8: record})
     assert "| 4 | 1 | 2 | epochs, diverged: lower the learning rate |" in lines[2]
     assert "| 8 | 1 | 2 | epochs |" in lines[3]
+
+
+def test_training_section_marks_missing_weights(tmp_path):
+    out = tmp_path / "run"
+    data = synthetic_ode(dim=3, n_train=32, n_test=8)
+    depth_sweep([2, 4], dataset=data, replicas=2, epochs=2, out=out, progress=False)
+    weights_path(out, 2).unlink()
+    with pytest.warns(MissingWeightsWarning, match="depth 2 is recorded") as caught:
+        section = write_training_section(out)
+    assert caught[0].filename == __file__
+    assert "depth_00002.safetensors" in str(caught[0].message)
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in section.read_text().split("\n")
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    }
+    assert "weight file missing" in rows["2"]
+    assert "weight file missing" not in rows["4"]
+    text = section.read_text()
+    assert "Weight files missing: L = 2 (`weights/depth_00002.safetensors`)" in text
+    assert "replica spread of A" in text

@@ -13,15 +13,21 @@ import deeplimits.sweep as sweep_module
 from deeplimits import ResNet
 from deeplimits.data import from_tensors, synthetic_ode
 from deeplimits.sweep import (
+    MissingWeightsWarning,
     RunConfigError,
     depth_seed,
     depth_sweep,
     finished_depths,
     geometric_depths,
     load_sweep,
+    missing_weights,
     weights_path,
 )
-from deeplimits.training import DivergenceWarning
+from deeplimits.training import (
+    DivergenceWarning,
+    IdenticalReplicasWarning,
+    replica_spread,
+)
 
 _SOURCE = synthetic_ode(dim=3, n_train=40, n_test=1, seed=0)
 
@@ -327,3 +333,54 @@ def test_sweep_rejects_unequal_widths():
 def test_sweep_rejects_unknown_dataset_name():
     with pytest.raises(ValueError, match="dataset must be one of .* got 'cifar'"):
         depth_sweep([2], **dict(TINY, dataset="cifar"))
+
+
+# ---------------------------------------------------------------------------
+# replica spread and missing weight files
+
+
+def test_sweep_records_replica_spread(tmp_path):
+    sweep = depth_sweep([2, 3], out=tmp_path / "run", **TINY)
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for depth in (2, 3):
+        value = stored["depths"][str(depth)]["replica_spread_A"]
+        assert value == pytest.approx(replica_spread(sweep.networks[depth].A))
+        # Independent shuffling and initialisation: far from copies.
+        assert value > 1e-3
+    single = depth_sweep([2], **(TINY | {"replicas": 1}))
+    assert single.metrics[2]["replica_spread_A"] is None
+
+
+def test_sweep_warns_identical_replicas():
+    # Zero initialisation and full batches: every replica takes the same steps.
+    options = TINY | {"init": "zero", "batch_size": 40}
+    with pytest.warns(
+        IdenticalReplicasWarning, match="depth 2: the 2 replicas"
+    ) as caught:
+        sweep = depth_sweep([2], **options)
+    assert caught[0].filename == __file__
+    assert sweep.metrics[2]["replica_spread_A"] < 1e-6
+
+
+def test_missing_weight_file_warns(tmp_path):
+    out = tmp_path / "run"
+    depth_sweep([2, 3], out=out, **TINY)
+    path = weights_path(out, 2)
+    path.unlink()
+    assert missing_weights(out) == {2: path}
+    with pytest.warns(MissingWeightsWarning, match="depth 2 is recorded") as caught:
+        loaded = load_sweep(out, load_data=False)
+    assert caught[0].filename == __file__
+    assert str(path) in str(caught[0].message)
+    assert loaded.depths == [3]
+    with pytest.warns(MissingWeightsWarning, match="depth_00002.safetensors") as caught:
+        assert finished_depths(out) == [3]
+    assert caught[0].filename == __file__
+
+
+def test_complete_run_has_no_missing_weights(tmp_path, recwarn):
+    out = tmp_path / "run"
+    depth_sweep([2, 3], out=out, **TINY)
+    assert missing_weights(out) == {}
+    assert load_sweep(out, load_data=False).depths == [2, 3]
+    assert not [w for w in recwarn if w.category is MissingWeightsWarning]

@@ -10,7 +10,13 @@ from torch import nn
 
 from deeplimits import ResNet
 from deeplimits.data import Dataset, from_tensors, synthetic_ode
-from deeplimits.training import DivergenceWarning, train
+from deeplimits.training import (
+    DivergenceWarning,
+    IdenticalReplicasWarning,
+    replica_shuffle_seed,
+    replica_spread,
+    train,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +118,7 @@ def test_replicas_train_like_separate_networks():
             epochs=3,
             batch_size=16,
             tol=0.0,
-            seed=4,
+            seed=replica_shuffle_seed(4, r),
             progress=False,
         )
         assert torch.allclose(net.A[r], single.A, rtol=0, atol=1e-12)
@@ -123,6 +129,92 @@ def test_replicas_train_like_separate_networks():
     mean = sum(together.final_train_loss_per_replica) / 3
     assert together.train_loss[-1] == pytest.approx(mean, rel=1e-12)
     assert len(together.train_loss_per_replica[-1]) == 3
+
+
+def _identical_replicas(replicas: int, init_scale: float = 0.5) -> ResNet:
+    """A float64 ResNet whose replicas all start from replica 0's weights."""
+    net = ResNet(4, 5, replicas=replicas, init="xavier", init_scale=init_scale, seed=2)
+    net = net.double()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.copy_(parameter[:1].expand_as(parameter))
+    return net
+
+
+def test_replicas_get_their_own_shuffling():
+    data = synthetic_ode(dim=4, n_train=48, n_test=16, seed=0, dtype=torch.float64)
+    net = _identical_replicas(3)
+    assert replica_spread(net.A) == 0.0
+    result = train(
+        net, data, lr=0.02, epochs=3, batch_size=16, tol=0.0, seed=4, progress=False
+    )
+    # Same start, different minibatch orders: the replicas must separate.
+    # A shared order would leave them equal up to rounding (spread ~1e-16).
+    assert result.replica_spread is not None
+    assert result.replica_spread > 1e-3
+    assert replica_spread(net.A) > 1e-3
+    losses = result.final_train_loss_per_replica
+    assert max(losses) - min(losses) > 1e-6 * max(losses)
+
+
+def test_replica_shuffle_seeds_are_distinct():
+    seeds = [replica_shuffle_seed(0, r) for r in range(8)]
+    assert len(set(seeds)) == 8
+    assert replica_shuffle_seed(0, 1) != replica_shuffle_seed(1, 0)
+    with pytest.raises(ValueError, match="replica"):
+        replica_shuffle_seed(0, -1)
+
+
+def test_replica_spread_analytic():
+    stacked = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    # Mean (2, 0); each row is 1 away from it.
+    assert replica_spread(stacked) == pytest.approx(0.5, rel=1e-15)
+    assert replica_spread(torch.ones(1, 3)) == 0.0
+    assert replica_spread(torch.tensor([[1.0], [-1.0]])) == math.inf
+
+
+def test_identical_replicas_warn():
+    # A full batch makes every permutation give the same step, so replicas
+    # that start equal stay equal.
+    data = synthetic_ode(dim=4, n_train=32, n_test=8, seed=0, dtype=torch.float64)
+    net = _identical_replicas(2)
+    with pytest.warns(IdenticalReplicasWarning, match="2 replicas ended") as caught:
+        result = train(
+            net, data, lr=0.02, epochs=2, batch_size=32, tol=0.0, progress=False
+        )
+    assert result.replica_spread is not None
+    assert result.replica_spread < 1e-12
+    assert caught[0].filename == __file__
+
+
+def test_distinct_replicas_do_not_warn(recwarn):
+    data = synthetic_ode(dim=4, n_train=32, n_test=8, seed=0, dtype=torch.float64)
+    net = ResNet(4, 5, replicas=2, init="xavier", init_scale=0.5, seed=2).double()
+    result = train(net, data, lr=0.02, epochs=2, batch_size=32, progress=False)
+    assert result.replica_spread > 1e-3
+    assert not [w for w in recwarn if w.category is IdenticalReplicasWarning]
+
+
+class _StackedLinear(nn.Module):
+    """Two linear maps applied to the same (batch, 3) input, output (2, batch, 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(2, 2, 3, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("roi,bi->rbo", self.weight, x)
+
+
+def test_other_replica_models_share_the_order():
+    data = _linear_data().to(dtype=torch.float64)
+    model = _StackedLinear()
+    with torch.no_grad():
+        model.weight[1] = model.weight[0]
+    result = train(model, data, lr=0.05, epochs=2, tol=0.0, progress=False)
+    # Without has_replicas the model gets (batch, d) inputs in one order.
+    assert result.replica_spread is None
+    assert torch.allclose(model.weight[0], model.weight[1], rtol=0, atol=1e-14)
 
 
 def test_classification_accuracy_matches_argmax():

@@ -28,14 +28,21 @@ from .scaling import (
     fit_power_law,
 )
 from .sweep import (
+    MissingWeightsWarning,
     RunConfigError,
     SweepResult,
     depth_sweep,
     finished_depths,
     geometric_depths,
     load_sweep,
+    missing_weights,
 )
-from .training import DivergenceWarning, TrainResult, train
+from .training import (
+    DivergenceWarning,
+    IdenticalReplicasWarning,
+    TrainResult,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -44,9 +51,11 @@ __all__ = [
     "Dataset",
     "DivergenceWarning",
     "FractionalBrownian",
+    "IdenticalReplicasWarning",
     "LimitSolution",
     "LinearODELimit",
     "LinearQuadraticSDELimit",
+    "MissingWeightsWarning",
     "NeuralODELimit",
     "NoLimitError",
     "PowerLawFit",
@@ -74,6 +83,7 @@ __all__ = [
     "layer_times",
     "load_dataset",
     "load_sweep",
+    "missing_weights",
     "mnist",
     "synthetic_ode",
     "train",

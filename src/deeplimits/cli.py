@@ -5,6 +5,12 @@ section of the report, then runs the scaling analysis and the comparison with
 the limit (and the reduced model with ``--reduce``). The later stages live in
 other modules, which are imported only when a stage runs. A stage whose module
 is not installed is skipped with a printed note.
+
+A stage that fails with one of :data:`EXPECTED_ERRORS` (invalid or missing
+input, such as a truncated weight file) prints one line
+``deeplimits STAGE: error: MESSAGE`` and exits with status 1. Other exception
+types print their traceback. Setting the environment variable
+``DEEPLIMITS_TRACEBACK=1`` prints the traceback for every error.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import importlib
 import logging
 import math
+import os
 import sys
 import time
 import traceback
@@ -44,8 +51,25 @@ STAGES = {
 }
 
 
+#: Errors a stage raises for invalid or missing input; the CLI prints their
+#: message on one line. Subclasses such as deeplimits.sweep.RunConfigError
+#: are ValueErrors.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FloatingPointError,
+)
+
+#: Environment variable that turns on tracebacks for expected errors.
+TRACEBACK_VARIABLE = "DEEPLIMITS_TRACEBACK"
+
+
 class StageUnavailableError(RuntimeError):
     """A stage's module or entry point is not installed."""
+
+
+def _show_tracebacks() -> bool:
+    return os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0")
 
 
 def parse_depths(text: str) -> list[int]:
@@ -389,6 +413,11 @@ def _run_stage(name: str, run_dir: Path, progress: bool, **options: Any) -> bool
     started = time.perf_counter()
     try:
         entry(run_dir, progress=progress, **options)
+    except EXPECTED_ERRORS as error:
+        print(f"error: the {description} failed: {error}", file=sys.stderr)
+        if _show_tracebacks():
+            traceback.print_exc()
+        return False
     except Exception:
         print(f"error: the {description} failed:", file=sys.stderr)
         traceback.print_exc()
@@ -398,15 +427,18 @@ def _run_stage(name: str, run_dir: Path, progress: bool, **options: Any) -> bool
 
 
 def _sweep_with_messages(sweep: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``depth_sweep``, printing its resume line and divergence warnings.
+    """Call ``depth_sweep``, printing its resume line and training warnings.
 
     The resume line comes from the ``deeplimits.sweep`` logger at INFO level
     and goes to stdout. Each :class:`~deeplimits.training.DivergenceWarning`
-    is printed to stderr as ``deeplimits run: warning: ...``; other warnings
-    are issued again unchanged.
+    and :class:`~deeplimits.training.IdenticalReplicasWarning` is printed to
+    stderr as ``deeplimits run: warning: ...``; other warnings are issued
+    again unchanged.
     """
     from deeplimits.sweep import logger as sweep_logger
-    from deeplimits.training import DivergenceWarning
+    from deeplimits.training import DivergenceWarning, IdenticalReplicasWarning
+
+    printed = (DivergenceWarning, IdenticalReplicasWarning)
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -416,17 +448,19 @@ def _sweep_with_messages(sweep: Callable[..., Any], *args: Any, **kwargs: Any) -
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DivergenceWarning)
+            warnings.simplefilter("always", IdenticalReplicasWarning)
             try:
                 return sweep(*args, **kwargs)
             finally:
-                _print_warnings(caught, DivergenceWarning)
+                _print_warnings(caught, printed)
     finally:
         sweep_logger.removeHandler(handler)
         sweep_logger.setLevel(level)
 
 
 def _print_warnings(
-    caught: list[warnings.WarningMessage], category: type[Warning]
+    caught: list[warnings.WarningMessage],
+    category: type[Warning] | tuple[type[Warning], ...],
 ) -> None:
     for item in caught:
         if issubclass(item.category, category):
@@ -552,6 +586,10 @@ def _command_stage(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        _report_missing_weights(args.command, run_dir)
+    except EXPECTED_ERRORS as error:
+        return _print_stage_error(args.command, error)
     options: dict[str, Any] = {"progress": not args.no_progress}
     if args.command == "reduce":
         if args.basis is not None:
@@ -560,13 +598,50 @@ def _command_stage(args: argparse.Namespace) -> int:
             options["K"] = args.terms
         if args.steps is not None:
             options["steps"] = args.steps
+    from deeplimits.sweep import MissingWeightsWarning
+
     try:
-        entry(run_dir, **options)
+        # The missing weight files were reported above, once.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingWeightsWarning)
+            entry(run_dir, **options)
     except KeyboardInterrupt:
         print(f"\ndeeplimits {args.command}: interrupted.", file=sys.stderr)
         return INTERRUPTED_STATUS
+    except EXPECTED_ERRORS as error:
+        return _print_stage_error(args.command, error)
     print(f"report: {run_dir / 'report.md'}")
     return 0
+
+
+def _print_stage_error(command: str, error: Exception) -> int:
+    """Print an expected stage error on one line; return exit status 1."""
+    print(f"deeplimits {command}: error: {error}", file=sys.stderr)
+    if _show_tracebacks():
+        traceback.print_exception(error)
+    return 1
+
+
+def _report_missing_weights(command: str, run_dir: Path) -> None:
+    """Print each depth whose weight file is missing and mark it in the report.
+
+    The training section is rewritten so that its table marks those depths.
+    """
+    from deeplimits.report import write_training_section
+    from deeplimits.sweep import (
+        MissingWeightsWarning,
+        missing_weights,
+        missing_weights_message,
+    )
+
+    missing = missing_weights(run_dir)
+    for depth, path in missing.items():
+        message = missing_weights_message(depth, path)
+        print(f"deeplimits {command}: warning: {message}", file=sys.stderr)
+    if missing:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingWeightsWarning)
+            write_training_section(run_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,22 @@ def _format_loss(values: list[float | None]) -> str:
     return f"{np.mean(finite):.3e} ± {np.std(finite, ddof=1):.1e}"
 
 
-def _training_table(metrics: Mapping[int, Mapping[str, Any]]) -> list[str]:
+def _training_table(
+    metrics: Mapping[int, Mapping[str, Any]],
+    missing: Mapping[int, Path] | None = None,
+) -> list[str]:
+    """Return the rows of the training table; depths in ``missing`` are marked."""
+    missing = missing or {}
     classify = any(m.get("final_test_accuracy") for m in metrics.values())
+    spread = any(m.get("replica_spread_A") is not None for m in metrics.values())
     header = "| depth L | replicas | epochs | stop | train loss | test loss |"
     rule = "|---:|---:|---:|---|---|---|"
     if classify:
         header += " test accuracy |"
         rule += "---|"
+    if spread:
+        header += " replica spread of A |"
+        rule += "---:|"
     header += " mean delta_k | wall time (s) |"
     rule += "---:|---:|"
     lines = [header, rule]
@@ -177,6 +187,8 @@ def _training_table(metrics: Mapping[int, Mapping[str, Any]]) -> list[str]:
         stop = record["stop_reason"]
         if record.get("diverged"):
             stop += ", diverged: lower the learning rate"
+        if depth in missing:
+            stop += ", weight file missing: not analysed"
         row = (
             f"| {depth} | {record['replicas']} | {record['epochs_run']} | "
             f"{stop} | {_format_loss(record['final_train_loss'])} | "
@@ -185,6 +197,9 @@ def _training_table(metrics: Mapping[int, Mapping[str, Any]]) -> list[str]:
         if classify:
             accuracy = record.get("final_test_accuracy") or []
             row += f" {100 * float(np.mean(accuracy)):.1f}% |" if accuracy else " n/a |"
+        if spread:
+            value = record.get("replica_spread_A")
+            row += f" {value:.2e} |" if value is not None else " n/a |"
         row += f" {float(np.mean(delta)):.3g} |" if delta else " n/a |"
         row += f" {record['wall_time_s']:.1f} |"
         lines.append(row)
@@ -195,8 +210,12 @@ def write_training_section(run_dir: str | os.PathLike[str]) -> Path:
     """Write the training plots and ``sections/10-training.md``, then the report.
 
     The section contains the sweep's settings, a table with one row per depth
-    (losses as mean ± standard deviation over replicas), the plot of final
-    loss against depth and the weight plot of the deepest network.
+    (losses as mean ± standard deviation over replicas, and the relative
+    spread of ``A`` over replicas), the plot of final loss against depth and
+    the weight plot of the deepest network. A depth recorded in
+    ``metrics.json`` whose weight file is missing keeps its row, marked
+    "weight file missing", and is named below the table; the function then
+    issues one :class:`~deeplimits.sweep.MissingWeightsWarning` per such depth.
 
     Args:
         run_dir: a run folder written by :func:`deeplimits.depth_sweep`.
@@ -204,10 +223,24 @@ def write_training_section(run_dir: str | os.PathLike[str]) -> Path:
     Returns:
         The path of the section file.
     """
-    from deeplimits.sweep import load_sweep
+    from deeplimits.sweep import (
+        MissingWeightsWarning,
+        load_sweep,
+        missing_weights,
+        missing_weights_message,
+    )
 
     folder = Path(run_dir)
-    sweep = load_sweep(folder, load_data=False)
+    # load_sweep would warn from inside this function; warn once from here
+    # instead, pointing at the caller.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingWeightsWarning)
+        sweep = load_sweep(folder, load_data=False)
+    missing = missing_weights(folder)
+    for depth, path in missing.items():
+        warnings.warn(
+            missing_weights_message(depth, path), MissingWeightsWarning, stacklevel=2
+        )
     if not sweep.depths:
         raise ValueError(
             f"run folder {str(folder)!r} has no finished depth yet, so there is "
@@ -221,6 +254,11 @@ def write_training_section(run_dir: str | os.PathLike[str]) -> Path:
         folder / "plots" / f"training_weights_depth_{deepest:05d}.png",
     )
 
+    table_metrics = dict(sweep.metrics)
+    stored = _read_metrics_json(folder)
+    for depth in missing:
+        if str(depth) in stored:
+            table_metrics[depth] = stored[str(depth)]
     name = config["dataset"].get("name")
     size = config.get("dataset_size", {})
     lines = [
@@ -239,8 +277,9 @@ def write_training_section(run_dir: str | os.PathLike[str]) -> Path:
         "Losses are mean squared errors over samples and output entries, as mean "
         "± standard deviation over replicas.",
         "",
-        *_training_table(sweep.metrics),
+        *_training_table(table_metrics, missing),
         "",
+        *_missing_lines(folder, missing),
         f"![Final loss against depth](plots/{loss_plot.name})",
         "",
         f"![Weights of the deepest network (L = {deepest})](plots/{weight_plot.name})",
@@ -251,6 +290,31 @@ def write_training_section(run_dir: str | os.PathLike[str]) -> Path:
     )
     write_report(folder)
     return section
+
+
+def _read_metrics_json(folder: Path) -> dict[str, Any]:
+    """Return the ``"depths"`` part of ``metrics.json`` (string keys)."""
+    import json
+
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return dict(json.load(handle).get("depths", {}))
+
+
+def _missing_lines(folder: Path, missing: Mapping[int, Path]) -> list[str]:
+    if not missing:
+        return []
+    files = ", ".join(
+        f"L = {depth} (`{path.relative_to(folder).as_posix()}`)"
+        for depth, path in missing.items()
+    )
+    return [
+        f"Weight files missing: {files}. These depths are listed above from "
+        "metrics.json but are left out of the plots and of the later analyses.",
+        "",
+    ]
 
 
 def write_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -> Path:

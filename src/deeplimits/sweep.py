@@ -6,7 +6,8 @@ A run folder contains
   spec, the per-depth seeds and the versions of Python, torch, numpy and
   deeplimits, so the sweep can be rerun;
 - ``metrics.json``: per depth, the training and test loss curves, final
-  losses per replica, accuracies, the stop reason and the wall time;
+  losses per replica, accuracies, the stop reason, the wall time and the
+  replica spread ``replica_spread_A`` (see :func:`depth_sweep`);
 - ``weights/depth_00064.safetensors``: each trained network in the format of
   :meth:`deeplimits.ResNet.save` (tensors ``A``, ``b``, ``delta``);
 - ``data.safetensors``: only for data sets built from user tensors, which
@@ -15,7 +16,10 @@ A run folder contains
 Every file is written atomically (temporary file, then :func:`os.replace`).
 A depth counts as finished when both its weight file and its entry in
 ``metrics.json`` exist, so a sweep interrupted at any point resumes by
-training only the depths that are not finished.
+training only the depths that are not finished. The weight file is written
+before the metrics entry, so a metrics entry without its weight file means
+the file was removed afterwards: :func:`load_sweep` and
+:func:`finished_depths` skip that depth with a :class:`MissingWeightsWarning`.
 """
 
 from __future__ import annotations
@@ -39,9 +43,16 @@ from deeplimits._checks import check_int, check_positive_float, describe
 from deeplimits.data import DATASET_NAMES, Dataset, dataset_from_spec, load_dataset
 from deeplimits.inits import InitSpec, init_name
 from deeplimits.network import DELTA_MODES, ResNet
-from deeplimits.training import DivergenceWarning, check_train_options, train
+from deeplimits.training import (
+    DivergenceWarning,
+    IdenticalReplicasWarning,
+    check_train_options,
+    replica_spread,
+    train,
+)
 
 __all__ = [
+    "MissingWeightsWarning",
     "RunConfigError",
     "SweepResult",
     "depth_seed",
@@ -49,6 +60,7 @@ __all__ = [
     "finished_depths",
     "geometric_depths",
     "load_sweep",
+    "missing_weights",
     "weights_path",
 ]
 
@@ -64,6 +76,10 @@ _RESUMABLE_KEYS = frozenset({"depths", "depth_seeds", "device", "versions", "cre
 
 class RunConfigError(ValueError):
     """A run folder was made with a configuration other than the one requested."""
+
+
+class MissingWeightsWarning(UserWarning):
+    """A depth recorded in ``metrics.json`` has no weight file, so it is skipped."""
 
 
 @dataclass
@@ -325,13 +341,56 @@ def _is_finished(run_dir: Path, metrics: dict[str, Any], depth: int) -> bool:
     return str(depth) in metrics["depths"] and weights_path(run_dir, depth).is_file()
 
 
+def missing_weights(run_dir: str | os.PathLike[str]) -> dict[int, Path]:
+    """Return the depths in ``metrics.json`` whose weight file is missing.
+
+    Returns:
+        ``{depth: expected weight file}``, in increasing depth; empty when
+        the folder or ``metrics.json`` is missing.
+    """
+    folder = Path(run_dir)
+    metrics = _read_metrics(folder)
+    depths = sorted(int(key) for key in metrics["depths"])
+    return {
+        depth: weights_path(folder, depth)
+        for depth in depths
+        if not weights_path(folder, depth).is_file()
+    }
+
+
+def missing_weights_message(depth: int, path: Path) -> str:
+    """Return the message of a :class:`MissingWeightsWarning` for one depth."""
+    return (
+        f"depth {depth} is recorded in metrics.json but its weight file "
+        f"{str(path)!r} is missing, so depth {depth} is skipped. Restore the "
+        "file, or rerun the same `deeplimits run` command with --out on this "
+        "folder to train the depth again."
+    )
+
+
+def _warn_missing_weights(folder: Path, stacklevel: int) -> None:
+    for depth, path in missing_weights(folder).items():
+        warnings.warn(
+            missing_weights_message(depth, path),
+            MissingWeightsWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
 def finished_depths(run_dir: str | os.PathLike[str]) -> list[int]:
     """Return the finished depths of a run folder, in increasing order.
 
     A depth is finished when both its weight file and its entry in
     ``metrics.json`` exist. A missing folder or ``metrics.json`` gives ``[]``.
+    Each depth in ``metrics.json`` without its weight file is left out with a
+    :class:`MissingWeightsWarning` that names the depth and the file.
     """
     folder = Path(run_dir)
+    _warn_missing_weights(folder, stacklevel=2)
+    return _finished_depths(folder)
+
+
+def _finished_depths(folder: Path) -> list[int]:
     metrics = _read_metrics(folder)
     return sorted(
         int(key) for key in metrics["depths"] if _is_finished(folder, metrics, int(key))
@@ -353,20 +412,23 @@ def _resume_message(run_dir: Path, reused: list[int], to_train: list[int]) -> st
 
 
 def _train_depth(depth: int, net: ResNet, data: Dataset, **options: Any) -> Any:
-    """Train one depth; prefix its errors and divergence warnings with the depth.
+    """Train one depth; prefix its errors and training warnings with the depth.
 
-    A :class:`~deeplimits.training.DivergenceWarning` is issued again with
-    ``depth L:`` in front and ``stacklevel`` pointing at the caller of
+    A :class:`~deeplimits.training.DivergenceWarning` or
+    :class:`~deeplimits.training.IdenticalReplicasWarning` is issued again
+    with ``depth L:`` in front and ``stacklevel`` pointing at the caller of
     :func:`depth_sweep`. Other warnings pass through unchanged.
     """
+    prefixed = (DivergenceWarning, IdenticalReplicasWarning)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DivergenceWarning)
+        warnings.simplefilter("always", IdenticalReplicasWarning)
         try:
             trained = train(net, data, **options)
         except FloatingPointError as error:
             raise FloatingPointError(f"depth {depth}: {error}") from error
     for item in caught:
-        if issubclass(item.category, DivergenceWarning):
+        if issubclass(item.category, prefixed):
             # Levels: this function, depth_sweep, then its caller.
             warnings.warn(f"depth {depth}: {item.message}", item.category, stacklevel=3)
         else:
@@ -398,6 +460,7 @@ def _depth_record(
         "test_accuracy": result.test_accuracy,
         "train_loss_per_replica": result.train_loss_per_replica,
         "effective_delta_mean": net.effective_delta().mean(dim=-1).reshape(-1).tolist(),
+        "replica_spread_A": replica_spread(net.A) if net.has_replicas else None,
     }
     if run_dir is not None:
         record["weights"] = weights_path(run_dir, depth).relative_to(run_dir).as_posix()
@@ -432,7 +495,17 @@ def depth_sweep(
     Each depth ``L`` gets the seed :func:`depth_seed` ``(seed, L)``, which
     seeds both its initialisation and the shuffling of its training, so a
     depth's result does not depend on the other depths of the sweep. Depths
-    are trained from the shallowest up with :func:`deeplimits.train`.
+    are trained from the shallowest up with :func:`deeplimits.train`, where
+    each replica gets its own shuffling of the training set.
+
+    For ``replicas > 1`` the record of each depth stores
+    ``replica_spread_A``, the relative spread
+    :math:`\\max_r \\lVert A^{(r)} - \\bar A \\rVert_F / \\lVert \\bar A \\rVert_F`
+    of the trained weights about their mean over replicas (``None`` for one
+    replica). Replicas that end with a spread of all parameters below
+    ``1e-6`` are near-copies whose error bars mean nothing, and the sweep
+    issues an :class:`~deeplimits.training.IdenticalReplicasWarning` that
+    names the depth.
 
     With ``out``, results go to that run folder (layout in the module
     docstring) after each depth. If ``out`` already contains a sweep, it is
@@ -623,6 +696,8 @@ def load_sweep(
 
     Networks are read with :meth:`deeplimits.ResNet.load` (safetensors, never
     pickle). Only finished depths (weight file and metrics entry) are loaded.
+    Each depth in ``metrics.json`` whose weight file is missing is skipped
+    with a :class:`MissingWeightsWarning` that names the depth and the file.
 
     Args:
         run_dir: the run folder.
@@ -638,6 +713,8 @@ def load_sweep(
 
     Raises:
         FileNotFoundError: if ``run_dir`` or its ``config.json`` is missing.
+        ValueError: if a weight file cannot be read (for example a truncated
+            file); the message names the file.
     """
     folder = Path(run_dir)
     config_path = folder / "config.json"
@@ -648,7 +725,8 @@ def load_sweep(
         )
     config = _read_json(config_path)
     metrics = _read_metrics(folder)
-    finished = finished_depths(folder)
+    _warn_missing_weights(folder, stacklevel=2)
+    finished = _finished_depths(folder)
     result = SweepResult(folder, finished, config=config)
     for depth in finished:
         result.networks[depth] = ResNet.load(

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -17,11 +18,15 @@ from deeplimits.data import Dataset
 
 __all__ = [
     "DIVERGENCE_FACTOR",
+    "IDENTICAL_REPLICAS_SPREAD",
     "OPTIMIZERS",
     "STOP_REASONS",
     "DivergenceWarning",
+    "IdenticalReplicasWarning",
     "TrainResult",
     "check_train_options",
+    "replica_shuffle_seed",
+    "replica_spread",
     "train",
 ]
 
@@ -38,11 +43,53 @@ IMPROVEMENT = 0.01
 #: marks the run as diverged (:attr:`TrainResult.diverged`).
 DIVERGENCE_FACTOR = 10.0
 
+#: Replicas whose parameters have a relative spread (:func:`replica_spread`)
+#: below this value after training count as copies of one network.
+IDENTICAL_REPLICAS_SPREAD = 1e-6
+
 _EVAL_BATCH = 4096
 
 
 class DivergenceWarning(RuntimeWarning):
     """Training ended with a finite loss far above the loss before training."""
+
+
+class IdenticalReplicasWarning(UserWarning):
+    """Replicas ended training as near-copies, so their spread is no error bar."""
+
+
+def replica_shuffle_seed(seed: int, replica: int) -> int:
+    """Return the seed of one replica's shuffling in :func:`train`.
+
+    ``numpy.random.SeedSequence([seed, replica])`` mixes the two integers, so
+    each replica gets its own stream of permutations. Training a replica
+    alone with ``train(..., seed=replica_shuffle_seed(seed, r))`` visits the
+    samples in the same order as replica ``r`` of a batched run.
+    """
+    check_int("seed", seed, minimum=0)
+    check_int("replica", replica, minimum=0)
+    state = np.random.SeedSequence([seed, replica]).generate_state(1, dtype=np.uint32)
+    return int(state[0])
+
+
+def replica_spread(tensor: Tensor) -> float:
+    r"""Return the relative spread of replicas stacked on the first axis.
+
+    For replicas :math:`W_1, \dots, W_R` with mean :math:`\bar W`, the spread is
+    :math:`\max_r \lVert W_r - \bar W \rVert_F / \lVert \bar W \rVert_F`
+    (0 for a single replica, ``inf`` when the mean is zero but the replicas
+    differ, NaN for non-finite entries).
+
+    Args:
+        tensor: shape ``(R, ...)``, one replica per row.
+    """
+    values = tensor.detach().double().reshape(tensor.shape[0], -1)
+    mean = values.mean(dim=0)
+    largest = float((values - mean).norm(dim=1).max())
+    scale = float(mean.norm())
+    if largest == 0.0:
+        return 0.0
+    return largest / scale if scale > 0.0 else math.inf
 
 
 @dataclass
@@ -73,6 +120,9 @@ class TrainResult:
         initial_train_loss: mean training loss before the first step.
         initial_train_loss_per_replica: training loss of each replica before
             the first step.
+        replica_spread: relative spread of the trained parameters over
+            replicas (:func:`replica_spread` of all parameters stacked per
+            replica), or ``None`` for a model without a replicas axis.
         diverged: ``True`` when some replica's final training loss is more
             than :data:`DIVERGENCE_FACTOR` (10) times its loss before
             training; :func:`train` then also issues a
@@ -93,8 +143,47 @@ class TrainResult:
     epochs_run: int = 0
     initial_train_loss: float = math.nan
     initial_train_loss_per_replica: list[float] = field(default_factory=list)
+    replica_spread: float | None = None
     diverged: bool = False
     wall_time: float = 0.0
+
+
+def _replica_count(model: nn.Module) -> int:
+    """Return R for a model that takes inputs ``(R, batch, d)``, else 1.
+
+    A model opts in with the attributes ``has_replicas = True`` and
+    ``replicas = R``, as :class:`deeplimits.ResNet` with ``replicas > 1`` has.
+    """
+    replicas = getattr(model, "replicas", 1)
+    if getattr(model, "has_replicas", False) is True and isinstance(replicas, int):
+        return max(replicas, 1)
+    return 1
+
+
+def _parameter_spread(model: nn.Module, replicas: int) -> float:
+    """Return :func:`replica_spread` of the parameters with a leading R axis."""
+    rows = [
+        p.detach().reshape(replicas, -1)
+        for p in model.parameters()
+        if p.ndim >= 1 and p.shape[0] == replicas
+    ]
+    return replica_spread(torch.cat(rows, dim=1))
+
+
+def _check_identical_replicas(result: TrainResult, stacklevel: int) -> None:
+    spread = result.replica_spread
+    if spread is None or not spread < IDENTICAL_REPLICAS_SPREAD:
+        return
+    replicas = len(result.final_train_loss_per_replica)
+    warnings.warn(
+        f"the {replicas} replicas ended training nearly identical: the relative "
+        f"spread of their parameters is {spread:.3g}, below "
+        f"{IDENTICAL_REPLICAS_SPREAD:g}, so error bars over them do not measure "
+        "independent runs. Use a larger init_scale or a smaller learning rate, "
+        "or train replicas with different seeds.",
+        IdenticalReplicasWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _reference_parameter(model: nn.Module) -> Tensor:
@@ -271,10 +360,21 @@ def train(
     sum, so the replicas train independently with one optimizer (Adam's
     statistics are per entry, so this equals R separate runs).
 
-    Each epoch visits the training samples once in a random order drawn from
-    ``torch.Generator().manual_seed(seed)``. After the epoch, the training
-    and test losses are evaluated over the whole splits (mean over replicas).
-    Training stops at the first of:
+    Each epoch visits the training samples once in a random order. A model
+    without replicas draws it from ``torch.Generator().manual_seed(seed)``.
+    A model with the attributes ``has_replicas = True`` and ``replicas = R``
+    (such as :class:`deeplimits.ResNet` with ``replicas > 1``) must accept
+    inputs of shape ``(R, batch, d_in)``: replica ``r`` then gets its own
+    permutation each epoch, from a generator seeded with
+    :func:`replica_shuffle_seed` ``(seed, r)``, so replica ``r`` trains
+    exactly like a single network trained with that seed.
+
+    NOTE: any other model that returns ``(R, batch, d_out)`` gets the same
+    order for all replicas, so its replicas differ only through their
+    initialisation.
+
+    After the epoch, the training and test losses are evaluated over the
+    whole splits (mean over replicas). Training stops at the first of:
 
     - ``"tol"``: the mean training loss is below ``tol``;
     - ``"patience"``: for ``patience`` epochs in a row the training loss has
@@ -295,7 +395,8 @@ def train(
             0 turns the rule off).
         patience: number of epochs without a 1% improvement before stopping,
             at least 1.
-        seed: seed of the shuffling.
+        seed: seed of the shuffling (per replica through
+            :func:`replica_shuffle_seed`).
         device: move the model there first (``None`` keeps its device).
         progress: show a tqdm progress bar over epochs.
 
@@ -303,6 +404,9 @@ def train(
         A :class:`TrainResult`. If some replica ends with a training loss more
         than 10 times its loss before training, ``diverged`` is ``True`` and a
         :class:`DivergenceWarning` (a ``RuntimeWarning``) names both losses.
+        If the replicas of a model with ``R > 1`` end with a relative
+        parameter spread below :data:`IDENTICAL_REPLICAS_SPREAD` (``1e-6``),
+        an :class:`IdenticalReplicasWarning` gives the spread.
 
     Raises:
         FloatingPointError: if the training loss of a step or of an epoch is NaN
@@ -346,7 +450,12 @@ def train(
     n, d_out = data.n_train, data.dim_out
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr)
-    generator = torch.Generator().manual_seed(seed)
+    replicas = _replica_count(model)
+    if replicas > 1:
+        seeds = [replica_shuffle_seed(seed, r) for r in range(replicas)]
+    else:
+        seeds = [seed]
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
     result = TrainResult()
     classify = data.task == "classification" and labels is not None
     if classify:
@@ -377,12 +486,19 @@ def train(
     try:
         model.train()
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=generator).to(x.device)
+            # One permutation per replica, shape (R, n); a single order when
+            # the model has no replicas axis.
+            orders = [torch.randperm(n, generator=g) for g in generators]
+            order = torch.stack(orders).to(x.device)
+            if replicas == 1:
+                order = order[0]
             for batch, start in enumerate(range(0, n, batch_size)):
-                index = order[start : start + batch_size]
+                # (batch,) or (R, batch) indices give inputs (batch, d_in) or
+                # (R, batch, d_in).
+                index = order[..., start : start + batch_size]
                 output = model(x[index])
                 per_replica = _per_replica_sq_error(output, y[index])
-                per_replica = per_replica / (len(index) * d_out)
+                per_replica = per_replica / (index.shape[-1] * d_out)
                 if not bool(torch.isfinite(per_replica).all()):
                     raise diverge(
                         f"at epoch {epoch + 1}, batch {batch + 1}", per_replica
@@ -434,6 +550,9 @@ def train(
         assert train_acc is not None and test_acc is not None
         result.final_train_accuracy_per_replica = train_acc.tolist()
         result.final_test_accuracy_per_replica = test_acc.tolist()
+    if replicas > 1:
+        result.replica_spread = _parameter_spread(model, replicas)
     result.wall_time = time.perf_counter() - started
     _check_growth(result, optimizer, lr, stacklevel=2)
+    _check_identical_replicas(result, stacklevel=2)
     return result
