@@ -273,3 +273,71 @@ def test_plot_trajectories_rejects_non_limit(tmp_path):
     x = torch.zeros(2, 3)
     with pytest.raises(TypeError, match=r"limit must be a NeuralODELimit.*got Linear"):
         plot_trajectories({4: net}, torch.nn.Linear(3, 3), x, tmp_path / "p.png")
+
+
+def _constant_field_setup():
+    # With A = 0 the field is the constant tanh(b): Euler and dopri5 are both
+    # exact, so every error is round-off (about 3e-15 relative).
+    generator = torch.Generator().manual_seed(0)
+    b = torch.randn(3, dtype=F64, generator=generator)
+    limit = NeuralODELimit(
+        torch.zeros(1, 3, 3, dtype=F64),
+        b[None].clone(),
+        torch.ones(1, dtype=F64),
+        activation="tanh",
+    )
+    networks = {
+        depth: ResNet.from_weights(
+            torch.zeros(depth, 3, 3, dtype=F64),
+            b.expand(depth, 3).clone(),
+            torch.full((depth,), 1.0 / depth, dtype=F64),
+            activation="tanh",
+        )
+        for depth in (8, 16, 32, 64, 128)
+    }
+    x = torch.randn(6, 3, dtype=F64, generator=generator)
+    return limit, networks, x
+
+
+def test_compare_sweep_roundoff_errors_not_fitted():
+    limit, networks, x = _constant_field_setup()
+    result = compare_sweep(networks, limit, x)
+    errors = [c.trajectory_error for c in result.comparisons.values()]
+    assert max(errors) < 1e-13
+    assert fit_rate(list(networks), errors) is not None
+    assert result.rate is None
+    assert result.rate_note == "errors at round-off level"
+    assert result.roundoff_depths == (8, 16, 32, 64, 128)
+    assert result.verdict == "undetermined"
+    assert "rate: undetermined (errors at round-off level)" in str(result)
+
+
+def test_sweep_comparison_summary_states_verdict():
+    _, x, limit, networks = _matrix_exponential_setup()
+    result = compare_sweep(networks, limit, x)
+    text = str(result)
+    assert result.roundoff_depths == ()
+    assert result.rate_note is None
+    assert "verdict: converges" in text
+    assert "rate: eta = " in text
+    assert "L = 128: trajectory error" in text
+    assert "tensor(" not in text
+
+
+def test_comparison_error_floor_by_solver():
+    limit, networks, x = _constant_field_setup()
+    ode = compare(networks[8], limit, x)
+    assert ode.error_floor == pytest.approx(1e-8)
+    identity = ResNet(3, 8, activation="identity", init="diffusive", seed=0, dtype=F64)
+    sde = compare(identity, fit_limit(identity, "sde"), x)
+    eps = torch.finfo(F64).eps
+    assert sde.error_floor == pytest.approx(1e3 * eps)
+
+
+def test_kinked_steps_put_knots_on_grid():
+    from deeplimits.compare import KINKED_STEPS_PER_LAYER, _kinked_steps
+
+    assert _kinked_steps(64, 128) == KINKED_STEPS_PER_LAYER
+    assert _kinked_steps(128, 64) == KINKED_STEPS_PER_LAYER
+    assert _kinked_steps(16, 256) == 16
+    assert _kinked_steps(64, 100) == 200

@@ -252,3 +252,56 @@ def test_forward_returns_final_state():
     x = _inputs()
     assert torch.allclose(limit(x), limit.integrate(x).final)
     assert math.isfinite(float(limit(x).detach().sum()))
+
+
+@pytest.mark.parametrize("backend", ["torchdiffeq", "stepper"])
+def test_euler_off_knot_outputs_keep_network(backend):
+    net = ResNet(3, 5, activation="tanh", init_scale=1.0, seed=0, dtype=F64)
+    limit = NeuralODELimit.from_weights(
+        net.A.detach(), net.b.detach(), net.effective_delta().detach()
+    )
+    x = torch.randn(4, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
+    states = net.hidden_states(x).detach()
+    ts = torch.tensor([0.0, 0.1, 0.2, 0.4, 0.5, 1.0], dtype=F64)
+    solution = limit.integrate(x, ts, method="euler", backend=backend)
+    assert solution.n_steps == 5
+    for i, knot in ((0, 0), (2, 1), (3, 2), (5, 5)):
+        torch.testing.assert_close(solution.ys[i], states[knot], rtol=0, atol=1e-14)
+    # t = 0.1 and 0.5 are halfway between knots: linear interpolation.
+    middle = 0.5 * (states[0] + states[1])
+    torch.testing.assert_close(solution.ys[1], middle, rtol=0, atol=1e-14)
+    middle = 0.5 * (states[2] + states[3])
+    torch.testing.assert_close(solution.ys[4], middle, rtol=0, atol=1e-14)
+
+
+def test_fixed_grid_partial_end_step():
+    # A constant field is integrated exactly by any step, so a last output
+    # time inside a layer checks the partial step against b * t.
+    b = torch.tensor([[0.3, -0.2]], dtype=F64).expand(4, 2).clone()
+    limit = NeuralODELimit(
+        torch.zeros(4, 2, 2, dtype=F64),
+        b,
+        torch.ones(4, dtype=F64),
+        activation="identity",
+    )
+    ts = torch.tensor([0.1, 0.3, 0.65], dtype=F64)
+    x = torch.zeros(1, 2, dtype=F64)
+    for backend in ("torchdiffeq", "stepper"):
+        solution = limit.integrate(x, ts, method="rk4", backend=backend)
+        expected = (ts - 0.1)[:, None, None] * b[:1]
+        torch.testing.assert_close(solution.ys, expected, rtol=0, atol=1e-15)
+
+
+def test_float32_ts_dtype_and_concise_repr():
+    net = ResNet(3, 6, init_scale=1.0, seed=0)
+    limit = NeuralODELimit.from_weights(
+        net.A.detach(), net.b.detach(), net.effective_delta().detach()
+    )
+    solution = limit.integrate(torch.ones(2, 3), method="euler")
+    assert solution.ys.dtype == torch.float32
+    assert solution.ts.dtype == torch.float32
+    text = repr(solution)
+    assert "tensor(" not in text
+    assert "ts=(7,)" in text
+    assert "dtype=torch.float32" in text
+    assert "nfe=6" in text

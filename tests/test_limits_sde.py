@@ -190,3 +190,103 @@ def test_replica_out_of_range():
     net = _diffusive_network(4, "tanh", replicas=2)
     with pytest.raises(ValueError, match=r"replica must lie in \[0, 2\)"):
         _limit_of(net, replica=2)
+
+
+def _identity_path_setup(depth=64, dim=3):
+    generator = torch.Generator().manual_seed(0)
+    A = torch.randn(depth, dim, dim, dtype=F64, generator=generator) / depth**0.5
+    net = ResNet.from_weights(
+        A,
+        torch.zeros(depth, dim, dtype=F64),
+        torch.ones(depth, dtype=F64),
+        activation="identity",
+    )
+    return net, _limit_of(net), _inputs(dim=dim)
+
+
+@pytest.mark.parametrize("backend", ["torchsde", "stepper"])
+def test_pathwise_rejects_sub_layer_dt(backend):
+    # Steps of 1/(4L) on the linear interpolation give prod (I + A_k/4)^4 x,
+    # the road to the Stratonovich solution prod expm(A_k) x.
+    _, limit, x = _identity_path_setup()
+    with pytest.raises(ValueError, match=r"dt must be a multiple n/L .*Stratonovich"):
+        limit.integrate(x, dt=1 / (4 * limit.depth), backend=backend)
+    with pytest.raises(ValueError, match=r"got dt=0.0234375"):
+        limit.integrate(x, dt=1.5 / limit.depth, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["torchsde", "stepper"])
+def test_pathwise_rejects_off_knot_ends(backend):
+    _, limit, x = _identity_path_setup()
+    half = 0.5 / limit.depth
+    for ts in ([0.0, half], [half, 1.0]):
+        with pytest.raises(ValueError, match="ts must start and end on layer knots"):
+            limit.integrate(x, torch.tensor(ts, dtype=F64), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["torchsde", "stepper"])
+def test_pathwise_interpolates_inner_times(backend):
+    net, limit, x = _identity_path_setup(depth=8)
+    states = net.hidden_states(x).detach()
+    ts = torch.tensor([0.0, 0.1, 0.25, 0.3, 1.0], dtype=F64)
+    ys = limit.integrate(x, ts, backend=backend).ys
+    torch.testing.assert_close(ys[0], states[0], rtol=0, atol=1e-14)
+    torch.testing.assert_close(ys[2], states[2], rtol=0, atol=1e-14)
+    torch.testing.assert_close(ys[4], states[8], rtol=0, atol=1e-13)
+    # t = 0.1 is layer-clock time 0.8, t = 0.3 is 2.4.
+    torch.testing.assert_close(
+        ys[1], states[0] + 0.8 * (states[1] - states[0]), rtol=0, atol=1e-14
+    )
+    torch.testing.assert_close(
+        ys[3], states[2] + 0.4 * (states[3] - states[2]), rtol=0, atol=1e-14
+    )
+
+
+def test_pathwise_coarse_dt_matches_knots():
+    net, limit, x = _identity_path_setup(depth=8)
+    states = net.hidden_states(x).detach()
+    for backend in ("torchsde", "stepper"):
+        solution = limit.integrate(x, dt=2 / limit.depth, backend=backend)
+        assert solution.n_steps == 4
+        # A two-layer Euler step is (I + A_k + A_{k+1}) h, not the network.
+        assert (solution.final - states[-1]).abs().max() > 1e-3
+
+
+def test_effective_path_rejects_sdeint_sub_layer_steps():
+    import torchsde
+
+    from deeplimits.limits.sde import _SDEFunctions
+
+    _, limit, x = _identity_path_setup(depth=8)
+    sde = _SDEFunctions(limit, "pathwise", clock=True)
+    ts = torch.tensor([0.0, 8.0], dtype=F64)
+    path = limit.effective_path(batch=x.shape[0])
+    with pytest.raises(ValueError, match=r"got time 0.25.*Stratonovich"):
+        torchsde.sdeint(sde, x, ts, bm=path, method="euler", dt=0.25)
+    ys = torchsde.sdeint(sde, x, ts, bm=path, method="euler", dt=1.0)
+    assert torch.isfinite(ys).all()
+
+
+def test_window_above_two_depth_matches_full():
+    net = _diffusive_network(16, seed=3)
+    full = _limit_of(net, window=2 * 16 - 1).statistics
+    wider = _limit_of(net, window=2 * 16).statistics
+    assert wider.window == 2 * 16 - 1
+    torch.testing.assert_close(wider.drift, full.drift, rtol=0, atol=0)
+    torch.testing.assert_close(wider.diffusion, full.diffusion, rtol=0, atol=0)
+    # Every position averages all layers, so the drift is the same everywhere.
+    torch.testing.assert_close(
+        full.drift, full.drift[:1].expand_as(full.drift), rtol=0, atol=1e-12
+    )
+
+
+def test_float32_solution_ts_dtype_and_repr():
+    net = _diffusive_network(8)
+    limit = _limit_of(net).to(torch.float32)
+    solution = limit.integrate(_inputs().to(torch.float32))
+    assert solution.ys.dtype == torch.float32
+    assert solution.ts.dtype == torch.float32
+    text = repr(solution)
+    assert "tensor(" not in text
+    assert "ys=(9, 5, 3)" in text
+    assert "n_steps=8" in text

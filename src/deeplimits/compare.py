@@ -69,6 +69,13 @@ SOURCE_ERROR_THRESHOLD = 0.05
 # which made dopri5 at rtol=1e-8 take about 33,000 evaluations for one ReLU
 # limit of depth 128, against 4,096 for rk4 with 8 steps per layer.
 KINKED_STEPS_PER_LAYER = 8
+# Relative errors below ROUNDOFF_FACTOR machine epsilons of float64 (the dtype
+# of every comparison), or below the solver tolerance where that is larger,
+# are numerical noise: compare_sweep leaves them out of the rate fit.
+ROUNDOFF_FACTOR = 1e3
+ODE_RTOL = 1e-8
+ODE_ATOL = 1e-10
+ROUNDOFF_REASON = "errors at round-off level"
 
 
 def _optional(value: float | None) -> str:
@@ -91,6 +98,10 @@ class Comparison:
         network_accuracy, limit_accuracy: Share of inputs whose output's
             largest entry matches the label, or ``None`` without labels.
         solver: How the limit was solved, e.g. ``"dopri5, rtol=1e-08"``.
+        error_floor: Relative error below which the trajectory error is
+            numerical noise: ``ROUNDOFF_FACTOR`` machine epsilons of float64,
+            or the solver's ``rtol`` for dopri5. The errors are relative to
+            :math:`\\|x\\|`, so this floor is too.
     """
 
     depth: int
@@ -103,6 +114,7 @@ class Comparison:
     network_accuracy: float | None = None
     limit_accuracy: float | None = None
     solver: str = ""
+    error_floor: float = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -131,6 +143,7 @@ class Comparison:
             "network_accuracy": self.network_accuracy,
             "limit_accuracy": self.limit_accuracy,
             "solver": self.solver,
+            "error_floor": self.error_floor,
         }
 
 
@@ -172,14 +185,44 @@ class SweepComparison:
     Attributes:
         comparisons: :class:`Comparison` per depth.
         rate: Fit of the trajectory error against depth, or ``None`` with
-            fewer than 3 depths of positive error.
+            fewer than 3 depths whose error is positive and above the
+            round-off floor.
         excluded_depths: Depths compared but left out of the rate fit, e.g.
             the depth the limit was fitted from.
+        roundoff_depths: Depths left out of the rate fit because their error
+            is at or below :attr:`Comparison.error_floor`.
+        rate_note: Why ``rate`` is ``None`` (e.g. ``"errors at round-off
+            level"``), or ``None`` when a rate was fitted.
     """
 
     comparisons: dict[int, Comparison] = field(default_factory=dict)
     rate: RateFit | None = None
     excluded_depths: tuple[int, ...] = ()
+    roundoff_depths: tuple[int, ...] = ()
+    rate_note: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """Verdict of :func:`convergence_verdict` on :attr:`rate`."""
+        return convergence_verdict(self.rate)
+
+    def summary(self) -> str:
+        """Return one line per depth and a line with the rate and the verdict."""
+        lines = [
+            f"L = {depth}: trajectory error {c.trajectory_error:.3g}"
+            for depth, c in sorted(self.comparisons.items())
+        ]
+        if self.rate is None:
+            reason = self.rate_note or "fewer than 3 depths with a positive error"
+            lines.append(f"rate: undetermined ({reason})")
+        else:
+            lines.append(
+                f"rate: eta = {self.rate.eta:.3g} (95% interval "
+                f"[{self.rate.ci_low:.3g}, {self.rate.ci_high:.3g}], "
+                f"R^2 = {self.rate.r2:.3f})"
+            )
+        lines.append(f"verdict: {self.verdict}")
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         errors = ", ".join(
@@ -188,10 +231,12 @@ class SweepComparison:
         )
         return (
             f"SweepComparison(trajectory_error={{{errors}}}, rate={self.rate}, "
-            f"excluded_depths={self.excluded_depths})"
+            f"verdict={self.verdict!r}, rate_note={self.rate_note!r}, "
+            f"excluded_depths={self.excluded_depths}, "
+            f"roundoff_depths={self.roundoff_depths})"
         )
 
-    __str__ = __repr__
+    __str__ = summary
 
 
 def convergence_verdict(
@@ -258,11 +303,13 @@ def _network_states(net: ResNet, x: Tensor, replica: int) -> tuple[ResNet, Tenso
         return single, single.hidden_states(x)
 
 
-def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> tuple[Tensor, str]:
+def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> tuple[Tensor, str, float]:
     """Solve ``limit`` from ``x`` at the knots of a depth-``depth`` network.
 
-    Returns the states ``(depth + 1, batch, d)`` and a description of the solver.
+    Returns the states ``(depth + 1, batch, d)``, a description of the solver
+    and the relative error floor of the solve.
     """
+    roundoff = ROUNDOFF_FACTOR * torch.finfo(torch.float64).eps
     ts = layer_times(depth).to(x.device)
     if isinstance(limit, LinearQuadraticSDELimit):
         if limit.depth != depth:
@@ -271,17 +318,34 @@ def _limit_states(limit: nn.Module, x: Tensor, depth: int) -> tuple[Tensor, str]
                 f"can only be compared with a network of depth {limit.depth}, got "
                 f"depth {depth}. Fit a limit per depth with fit_limit(net, 'sde')."
             )
-        return limit.integrate(x, ts).ys, "euler on the network's own path"
+        solver = "euler on the network's own path"
+        return limit.integrate(x, ts).ys, solver, roundoff
     # compare() accepts only LIMIT_TYPES (see check_limit), so this is an ODE limit.
     assert isinstance(limit, (NeuralODELimit, LinearODELimit))
     if not limit.activation.c2_at_zero:
-        steps = KINKED_STEPS_PER_LAYER
+        steps = _kinked_steps(limit.depth, depth)
         solution = limit.integrate(
             x, ts, method="rk4", backend="stepper", dt=1.0 / (steps * limit.depth)
         )
-        return solution.ys, f"rk4, {steps} steps per layer of the limit"
-    solution = limit.integrate(x, ts, rtol=1e-8, atol=1e-10)
-    return solution.ys, "dopri5, rtol=1e-08, atol=1e-10"
+        return solution.ys, f"rk4, {steps} steps per layer of the limit", roundoff
+    solution = limit.integrate(x, ts, rtol=ODE_RTOL, atol=ODE_ATOL)
+    solver = f"dopri5, rtol={ODE_RTOL:.0e}, atol={ODE_ATOL:.0e}"
+    return solution.ys, solver, max(roundoff, ODE_RTOL)
+
+
+def _kinked_steps(limit_depth: int, depth: int) -> int:
+    """Return rk4 steps per limit layer whose grid contains the network's knots.
+
+    Fixed-grid solvers interpolate output times between steps linearly, so the
+    step count is raised from ``KINKED_STEPS_PER_LAYER`` to a multiple of
+    ``depth / gcd(depth, limit_depth)``, which puts every knot ``k / depth`` on
+    the grid.
+    """
+    needed = depth // math.gcd(depth, limit_depth)
+    steps = math.lcm(KINKED_STEPS_PER_LAYER, needed)
+    # NOTE: past 256 steps per layer the cost outweighs the interpolation error
+    # at the knots, which is O(step^2), so those depths keep the base count.
+    return steps if steps <= 256 else KINKED_STEPS_PER_LAYER
 
 
 def check_limit(limit: object) -> None:
@@ -360,7 +424,7 @@ def compare(
     _, states = _network_states(net, x64, replica)
     limit64 = copy.deepcopy(limit).to(dtype=torch.float64, device=x.device)
     with torch.no_grad():
-        solution, solver = _limit_states(limit64, x64, net.depth)
+        solution, solver, floor = _limit_states(limit64, x64, net.depth)
 
     scale = x64.norm(dim=1)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -381,6 +445,7 @@ def compare(
         network_accuracy=_accuracy(states[-1], labels),
         limit_accuracy=_accuracy(solution[-1], labels),
         solver=solver,
+        error_floor=floor,
     )
 
 
@@ -406,6 +471,14 @@ def compare_sweep(
             depth the limit was fitted from.
         progress: Show a progress bar.
 
+    A depth is left out of the rate fit when its trajectory error is at or
+    below the comparison's ``error_floor``, because a slope fitted to
+    numerical noise means nothing. The floor is ``ROUNDOFF_FACTOR`` machine
+    epsilons of float64 relative to :math:`\|x\|`, or the dopri5 ``rtol``
+    where that is larger. When
+    fewer than 3 depths remain, ``rate`` is ``None`` and ``rate_note`` is
+    ``"errors at round-off level"``.
+
     Returns:
         A :class:`SweepComparison`.
     """
@@ -423,11 +496,25 @@ def compare_sweep(
             net, target, x, y, labels=labels, reduction=reduction
         )
     used = [d for d in depths if d not in exclude_depths]
-    rate = fit_rate(used, [comparisons[d].trajectory_error for d in used])
+    roundoff = [
+        d for d in used if comparisons[d].trajectory_error <= comparisons[d].error_floor
+    ]
+    fitted = [d for d in used if d not in roundoff]
+    rate = fit_rate(fitted, [comparisons[d].trajectory_error for d in fitted])
+    note = None
+    if rate is None:
+        positive = fit_rate(used, [comparisons[d].trajectory_error for d in used])
+        note = (
+            ROUNDOFF_REASON
+            if positive is not None
+            else "fewer than 3 depths with a positive error"
+        )
     return SweepComparison(
         comparisons=comparisons,
         rate=rate,
         excluded_depths=tuple(d for d in depths if d in exclude_depths),
+        roundoff_depths=tuple(roundoff),
+        rate_note=note,
     )
 
 
@@ -674,7 +761,9 @@ def compare_run(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]
             str(d): c.to_dict() for d, c in sorted(result.comparisons.items())
         },
         "rate": None if result.rate is None else result.rate.to_dict(),
+        "rate_note": result.rate_note,
         "rate_excludes": list(excluded),
+        "rate_roundoff_depths": list(result.roundoff_depths),
         "convergence": {
             "verdict": convergence_verdict(result.rate),
             "min_rate": CONVERGENCE_MIN_RATE,
@@ -763,6 +852,11 @@ def _verdict_lines(record: dict[str, Any]) -> list[str]:
     """State the convergence rate and what it means in plain words."""
     rate, convergence = record["rate"], record["convergence"]
     if rate is None:
+        if record.get("rate_note") == ROUNDOFF_REASON:
+            return [
+                "No rate was fitted because the errors are at round-off level: "
+                "the limit reproduces the networks to numerical precision."
+            ]
         return [
             "Too few depths with a positive error to fit a rate, so nothing "
             "can be said about convergence."

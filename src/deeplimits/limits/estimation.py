@@ -63,7 +63,7 @@ class PathStatistics:
         quadratic: Coefficients :math:`\\hat Q_k` of the quadratic term,
             shape ``(L, d, d + 1, d + 1)``, or ``None`` when
             :math:`\\sigma''(0) = 0`.
-        window: Window width in layers.
+        window: Window width in layers actually used, at most :math:`2L - 1`.
     """
 
     def __init__(
@@ -92,7 +92,9 @@ def estimate_path_statistics(
     Args:
         A: ``(R, L, d, d)``, ``b``: ``(R, L, d)``, ``delta``: ``(R, L)``, with
             ``R`` replicas pooled in every average.
-        window: Window width in layers.
+        window: Window width in layers. A window of :math:`2L - 1` or more
+            averages every layer at every position, so larger values act as
+            :math:`2L - 1`.
         quadratic: Also estimate :math:`\hat Q_k^{i} = L\,
             \overline{\delta_k w_k^i (w_k^i)^\top}` with
             :math:`w_k^i = (A_k^{i\cdot}, b_k^i)`, so that the density of
@@ -128,7 +130,8 @@ def estimate_path_statistics(
         rows = torch.cat([A, b[..., None]], dim=-1)
         products = torch.einsum("rk,rkip,rkiq->kipq", delta, rows, rows) / replicas
         coefficients, _ = local_mean(depth * products, window)
-    return PathStatistics(depth * mean, diffusion, coefficients, int(window))
+    used = min(int(window), 2 * depth - 1)
+    return PathStatistics(depth * mean, diffusion, coefficients, used)
 
 
 def default_window(depth: int) -> int:

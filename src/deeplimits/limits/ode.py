@@ -172,7 +172,7 @@ class _ODELimit(nn.Module):
             )
             nfe = field.nfe
         return LimitSolution(
-            ts=clock_ts / self.depth,
+            ts=(clock_ts / self.depth).to(ys.dtype),
             ys=ys,
             method=method,
             backend=backend,

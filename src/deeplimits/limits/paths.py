@@ -220,6 +220,12 @@ class PiecewiseFunction(nn.Module):
         return torch.arange(1, max(self.depth - 1, 1), dtype=torch.float64), "step_t"
 
 
+# Relative distance from a grid point, in grid steps, that counts as on the grid
+# for ``EffectivePath(grid_only=True)``; it absorbs float accumulation in
+# torchsde's step loop.
+_GRID_TOLERANCE = 1e-7
+
+
 class EffectivePath(BaseBrownian):
     r"""A continuous path through cumulative increments, usable as torchsde's ``bm``.
 
@@ -240,6 +246,12 @@ class EffectivePath(BaseBrownian):
         batch: Number of inputs that share each path.
         spacing: Grid spacing on the layer clock.
         start: Layer-clock time of the first grid point.
+        grid_only: Raise ``ValueError`` when asked for the path at a time
+            off its grid, in place of interpolating linearly. Set it for the
+            network's own path, which is known only at the layer knots: an
+            Euler step finer than the grid would read the linear
+            interpolation, and those steps converge to the Stratonovich
+            solution, not the Ito one.
     """
 
     def __init__(
@@ -249,6 +261,7 @@ class EffectivePath(BaseBrownian):
         batch: int,
         spacing: float = 1.0,
         start: float = 0.0,
+        grid_only: bool = False,
     ) -> None:
         check_tensor("increments", increments, ndim=(2, 3), finite=False)
         if increments.ndim == 2:
@@ -264,10 +277,19 @@ class EffectivePath(BaseBrownian):
         self.batch = int(batch)
         self.spacing = float(spacing)
         self.start = float(start)
+        self.grid_only = bool(grid_only)
 
     def _locate(self, s: Tensor | float) -> tuple[int, float]:
         steps = self.increments.shape[0]
         position = (float(s) - self.start) / self.spacing
+        if self.grid_only and abs(position - round(position)) > _GRID_TOLERANCE:
+            raise ValueError(
+                f"the path is known only at its grid points start + j * spacing "
+                f"(start={self.start}, spacing={self.spacing} on the layer clock), "
+                f"got time {float(s)}. Linear interpolation inside a layer would "
+                "turn Euler steps finer than one layer into the Stratonovich "
+                "solution. Step on the grid (dt = 1/L or a multiple of it)."
+            )
         index = min(max(int(position // 1), 0), steps - 1)
         return index, min(max(position - index, 0.0), 1.0)
 

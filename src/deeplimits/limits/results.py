@@ -10,13 +10,14 @@ from torch import Tensor
 __all__ = ["LimitSolution", "NoLimitError", "RegimeEvidence"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LimitSolution:
     """Solution of a limit equation on the output times ``ts``.
 
     Attributes:
-        ts: Output times in ``[0, 1]``, shape ``(T,)``, float64 on the device
-            of the limit.
+        ts: Output times in ``[0, 1]``, shape ``(T,)``, in the dtype of ``ys``
+            on the device of the limit. The solvers step on a float64 layer
+            clock and only the returned times are cast.
         ys: States :math:`H(t)`, shape ``(T, batch, d)``; for
             :meth:`LinearQuadraticSDELimit.sample` shape
             ``(T, n_paths, batch, d)``.
@@ -44,6 +45,15 @@ class LimitSolution:
     def final(self) -> Tensor:
         """State at the last output time, ``ys[-1]``."""
         return self.ys[-1]
+
+    def __repr__(self) -> str:
+        steps = "adaptive" if self.n_steps is None else self.n_steps
+        return (
+            f"LimitSolution(ts={tuple(self.ts.shape)}, ys={tuple(self.ys.shape)}, "
+            f"dtype={self.ys.dtype}, method={self.method!r}, "
+            f"backend={self.backend!r}, nfe={self.nfe}, n_steps={steps}, "
+            f"adjoint={self.adjoint}, wall_time={self.wall_time:.3g} s)"
+        )
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,11 @@ class LinearQuadraticSDELimit(nn.Module):
         delta: ``(L,)`` or ``(R, L)``, the :math:`\delta_k` of the forward pass.
         activation: Must be :math:`C^2` near 0 with :math:`\sigma(0) = 0`.
         replica: Replica that defines the pathwise path.
-        window: Estimation window of the statistical mode in layers;
-            ``None`` uses :math:`\max(2, \lceil L/8 \rceil)`.
+        window: Estimation window of the statistical mode in layers, at
+            least 1; ``None`` uses :math:`\max(2, \lceil L/8 \rceil)`. Any
+            window of :math:`2L - 1` or more averages every layer at every
+            position, so larger values give the same estimates as
+            :math:`2L - 1`.
 
     Raises:
         ValueError: for an activation without the SDE limit
@@ -208,8 +211,12 @@ class LinearQuadraticSDELimit(nn.Module):
         return torch.cat([flat, delta[:, None] * b], dim=1)
 
     def effective_path(self, batch: int = 1) -> EffectivePath:
-        """Return the network's path on the layer clock, usable as torchsde's ``bm``."""
-        return EffectivePath(self.increments(), batch=batch)
+        """Return the network's path on the layer clock, usable as torchsde's ``bm``.
+
+        The path is known only at the layer knots, so it raises ``ValueError``
+        when a solver requests it between knots (``grid_only=True``).
+        """
+        return EffectivePath(self.increments(), batch=batch, grid_only=True)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         self._statistics = None
@@ -311,7 +318,9 @@ class LinearQuadraticSDELimit(nn.Module):
         Args:
             x: Initial states, shape ``(batch, d)``, float32 or float64.
             ts: Increasing output times in :math:`[0, 1]`; ``None`` gives the
-                knots :math:`k/L`.
+                knots :math:`k/L`. The first and last must be knots, and
+                times in between that are not on the step grid are linearly
+                interpolated between the neighbouring steps.
             method: ``"euler"`` (Euler-Maruyama), the Ito solver for general
                 noise.
             adjoint: Not supported: torchsde's stochastic adjoint with general
@@ -319,18 +328,27 @@ class LinearQuadraticSDELimit(nn.Module):
                 through Euler, which this method does.
             backend: ``"torchsde"`` or ``"stepper"`` (same Euler steps in a plain
                 torch loop).
-            dt: Step in units of :math:`t`; ``dt * L`` must be ``1/n`` or an
-                integer. ``None`` steps once per layer.
+            dt: Step in units of :math:`t`; ``dt * L`` must be an integer.
+                ``None`` steps once per layer.
 
         Returns:
             :class:`~deeplimits.limits.results.LimitSolution`, ``ys`` of shape
             ``(T, batch, d)``.
+
+        Raises:
+            ValueError: for ``dt < 1/L``, or a first or last output time that
+                is not a knot. The path is known only at the knots, and Euler
+                steps inside a layer on its linear interpolation converge to
+                the Stratonovich solution (Wong-Zakai), not to this Ito SDE.
         """
         x = check_state(x, self.dim, self.A)
         self._check_solver(method, adjoint, backend)
         clock_ts = to_layer_clock(ts, self.depth).to(x.device)
         spacing = 1.0 if dt is None else check_positive_float("dt", dt) * self.depth
-        path = EffectivePath(self.increments().to(x.dtype), batch=x.shape[0])
+        self._check_pathwise_grid(clock_ts, spacing, dt)
+        path = EffectivePath(
+            self.increments().to(x.dtype), batch=x.shape[0], grid_only=True
+        )
         return self._solve("pathwise", x, clock_ts, spacing, path, backend)
 
     def sample(
@@ -391,6 +409,30 @@ class LinearQuadraticSDELimit(nn.Module):
         """Return :math:`H(1)` of the pathwise SDE (Euler, one step per layer)."""
         return self.integrate(x, torch.tensor([0.0, 1.0], dtype=torch.float64)).final
 
+    def _check_pathwise_grid(
+        self, clock_ts: Tensor, spacing: float, dt: float | None
+    ) -> None:
+        """Reject pathwise steps that would fall inside a layer."""
+        if spacing < 1.0 - 1e-9 or abs(spacing - round(spacing)) > 1e-9 * spacing:
+            raise ValueError(
+                f"dt must be a multiple n/L of 1/L = {1 / self.depth} for the "
+                f"pathwise SDE, got dt={dt}. The network's path is known only at the "
+                "layer knots, and Euler steps inside a layer on its linear "
+                "interpolation converge to the Stratonovich solution, not to "
+                "this Ito SDE. Use dt=None (one step per layer) or a multiple "
+                "of 1/L."
+            )
+        ends = torch.stack([clock_ts[0], clock_ts[-1]])
+        if bool((ends != ends.round()).any()):
+            raise ValueError(
+                "ts must start and end on layer knots k/L for the pathwise SDE, "
+                f"got ts[0]={float(ends[0]) / self.depth}, ts[-1]="
+                f"{float(ends[1]) / self.depth} with L={self.depth}. A partial "
+                "first or last step would read the linear interpolation of the "
+                "path inside a layer, whose Euler limit is the Stratonovich "
+                "solution. Times between the ends may be anywhere."
+            )
+
     def _check_solver(self, method: str, adjoint: bool, backend: str) -> None:
         if method != "euler":
             raise ValueError(
@@ -419,7 +461,8 @@ class LinearQuadraticSDELimit(nn.Module):
         sde = _SDEFunctions(self, mode, clock=True)
         start = time.perf_counter()
         if backend == "stepper":
-            grid = layer_grid(clock_ts, spacing)
+            # torchsde steps from the first output time, so the grid starts there.
+            grid = layer_grid(clock_ts, spacing, origin=float(clock_ts[0]))
             ys, nfe, n_steps = sde_euler(sde.f, sde.g_prod, y0, clock_ts, grid, path)
         else:
             ys = torchsde.sdeint(sde, y0, clock_ts, bm=path, method="euler", dt=spacing)
@@ -427,7 +470,7 @@ class LinearQuadraticSDELimit(nn.Module):
             nfe = sde.nfe
             n_steps = max(nfe - 1, 0)
         return LimitSolution(
-            ts=clock_ts / self.depth,
+            ts=(clock_ts / self.depth).to(ys.dtype),
             ys=ys,
             method="euler",
             backend=backend,
