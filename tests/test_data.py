@@ -22,15 +22,6 @@ from deeplimits.data import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one CPU thread: small matrices gain nothing from more threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _reference_target(x: np.ndarray, steps: int) -> np.ndarray:
     """One sample of the synthetic recipe, written with scalar Python maths."""
     z = [float(v) for v in x]

@@ -229,7 +229,7 @@ def test_to_resnet_rejects_bad_input() -> None:
 def test_shallow_network_warns_once() -> None:
     import warnings
 
-    from deeplimits import ResNet, ReducedLimitModel
+    from deeplimits import ReducedLimitModel, ResNet
 
     net = ResNet(4, 3, seed=0)
     with warnings.catch_warnings(record=True) as caught:

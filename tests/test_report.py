@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from deeplimits import ResNet
 from deeplimits.data import synthetic_ode
@@ -16,15 +15,6 @@ from deeplimits.report import (
 from deeplimits.sweep import MissingWeightsWarning, depth_sweep, weights_path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one CPU thread: small matrices gain nothing from more threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

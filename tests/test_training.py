@@ -19,15 +19,6 @@ from deeplimits.training import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one CPU thread: small matrices gain nothing from more threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _linear_data(n: int = 64, seed: int = 0) -> Dataset:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=generator)
