@@ -2,8 +2,8 @@
 
 Every file is first written to a temporary name in the same folder and then
 moved into place with :func:`os.replace`, which is atomic on POSIX and Windows
-file systems, so an interrupted run leaves either the old file or the new one,
-never a partial file.
+file systems. An interrupted run therefore leaves either the old file or the
+new one, never a partial file.
 """
 
 from __future__ import annotations
