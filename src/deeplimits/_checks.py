@@ -82,9 +82,9 @@ def check_tensor(
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if value.ndim not in allowed:
-            wanted = " or ".join(str(n) for n in allowed)
+            expected = " or ".join(str(n) for n in allowed)
             raise ValueError(
-                f"{name} must have {wanted} dimensions, got shape {tuple(value.shape)}."
+                f"{name} must have {expected} dimensions, got shape {tuple(value.shape)}."
             )
     if floating and not value.is_floating_point():
         raise TypeError(
