@@ -84,7 +84,8 @@ def check_tensor(
         if value.ndim not in allowed:
             expected = " or ".join(str(n) for n in allowed)
             raise ValueError(
-                f"{name} must have {expected} dimensions, got shape {tuple(value.shape)}."
+                f"{name} must have {expected} dimensions, got shape "
+                f"{tuple(value.shape)}."
             )
     if floating and not value.is_floating_point():
         raise TypeError(
