@@ -21,9 +21,11 @@ net = ResNet(3, 20, init="xavier", init_scale=1.0, seed=0)
 result = train(net, data, lr=1e-2, epochs=30, progress=False)
 print(f"ResNet: test loss {result.test_loss[-1]:.2e} ({result.stop_reason})")
 
-# Classification with integer labels, and a model that is not a ResNet.
+# Classification with integer labels, and a model that is not a ResNet, so
+# its two outputs set the width of the one-hot targets (by default it is
+# the width of x, which a ResNet needs).
 labels = (x[:, 0] * x[:, 1] > 0).long()
-classes = from_tensors(x, labels, seed=0)
+classes = from_tensors(x, labels, seed=0, target_width=2)
 mlp = nn.Sequential(nn.Linear(3, 32), nn.Tanh(), nn.Linear(32, 2))
 result = train(mlp, classes, lr=1e-2, epochs=40, progress=False)
 print(

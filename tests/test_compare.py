@@ -247,6 +247,22 @@ def test_section_warns_on_source_error():
     assert "reproduces its source network" in good
 
 
+def test_section_accuracy_as_percent_and_replica():
+    record = _record()
+    record["per_depth"]["4"].update(network_accuracy=0.803, limit_accuracy=0.5)
+    text = _section(record)
+    assert "| 80.3% | 50.0% |" in text
+    assert "0.803" not in text
+    assert "Each row compares replica 0 of the network" in text
+
+
+def test_error_figure_has_title():
+    _, x, limit, networks = _matrix_exponential_setup()
+    result = compare_sweep(networks, limit, x)
+    title = error_figure(result).axes[0].get_title()
+    assert title.startswith("Network against limit")
+
+
 def test_section_no_limit_wording():
     text = _section(_record(has_limit=False, regime="none", limit_class=None))
     assert "No ODE or SDE limit follows from the scaling" in text

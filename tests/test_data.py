@@ -301,6 +301,47 @@ def test_from_tensors_integer_labels_become_one_hot():
     assert torch.equal(data.y_train.argmax(dim=1), data.labels_train)
 
 
+def test_from_tensors_labels_pad_to_width_of_x():
+    x = torch.randn(20, 6)
+    labels = torch.arange(20) % 3
+    data = from_tensors(x, labels)
+    assert data.dim_out == 6
+    assert torch.equal(data.y_train.argmax(dim=1), data.labels_train)
+    assert torch.all(data.y_train[:, 3:] == 0.0)
+    assert torch.all(data.y_train.sum(dim=1) == 1.0)
+
+
+def test_from_tensors_target_width_option():
+    x = torch.randn(20, 2)
+    labels = torch.arange(20) % 4
+    data = from_tensors(x, labels, target_width=5)
+    assert data.dim_out == 5
+    assert torch.equal(data.y_test.argmax(dim=1), data.labels_test)
+    assert torch.all(data.y_test[:, 4] == 0.0)
+
+
+def test_from_tensors_bool_labels_are_classes():
+    x = torch.randn(50, 3)
+    flags = x[:, 0] > 0
+    data = from_tensors(x, flags, test_fraction=0.2)
+    assert data.task == "classification"
+    assert data.labels_train.dtype == torch.int64
+    assert data.dim_out == 3
+    train_flags = data.x_train[:, 0] > 0
+    assert torch.equal(data.labels_train, train_flags.to(torch.int64))
+    assert torch.equal(data.y_train[:, 1], train_flags.to(torch.float32))
+
+
+def test_from_tensors_labels_train_resnet():
+    from deeplimits import ResNet, train
+
+    torch.manual_seed(0)
+    data = from_tensors(torch.randn(200, 6), torch.randint(0, 3, (200,)))
+    result = train(ResNet(6, 8, seed=0), data, epochs=3, progress=False)
+    assert result.epochs_run >= 1
+    assert result.test_accuracy is not None
+
+
 @pytest.mark.parametrize(
     ("x", "y", "kwargs", "error", "match"),
     [
@@ -338,8 +379,36 @@ def test_from_tensors_integer_labels_become_one_hot():
             torch.ones(4, 2),
             torch.ones(4, 2, dtype=torch.int64),
             {},
+            ValueError,
+            r"must be class labels of shape \(n,\), got shape \(4, 2\)",
+        ),
+        (
+            torch.ones(4, 2),
+            torch.tensor([0, 1, 0, 1]),
+            {"task": "regression"},
             TypeError,
-            "must be 1-D class labels",
+            "task must be 'classification', got task 'regression'",
+        ),
+        (
+            torch.ones(4, 2),
+            torch.tensor([0, 1, 2, 0]),
+            {},
+            ValueError,
+            "3 classes .* width 2, set by the width of x.*target_width=3",
+        ),
+        (
+            torch.ones(4, 5),
+            torch.tensor([0, 1, 2, 0]),
+            {"target_width": 2},
+            ValueError,
+            "3 classes .* width 2, set by target_width",
+        ),
+        (
+            torch.ones(4, 2),
+            torch.ones(4, 2),
+            {"target_width": 3},
+            ValueError,
+            "target_width applies only to integer or bool class labels",
         ),
         (torch.ones(4, 2), [1, 2, 3, 4], {}, TypeError, "y must be a torch.Tensor"),
         (torch.ones(4, 2), torch.ones(4, 2), {"test_fraction": 0.0}, ValueError, "0"),
@@ -362,6 +431,12 @@ def test_load_dataset_names_and_errors(tmp_path):
         load_dataset("mnist")
     with pytest.raises(ValueError, match="dim must be 25 for the MNIST data"):
         load_dataset("mnist", dim=10, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "digits"])
+def test_load_dataset_rejects_data_dir(name, tmp_path):
+    with pytest.raises(ValueError, match="data_dir is only used by the 'mnist'"):
+        load_dataset(name, data_dir=tmp_path)
 
 
 def test_dataset_from_spec_rejects_user_spec():

@@ -82,6 +82,32 @@ def test_plot_final_loss_handles_missing_values(tmp_path):
         plot_final_loss({}, tmp_path / "empty.png")
 
 
+def test_plain_log_ticks_have_no_powers_of_ten():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from deeplimits.report import _plain_log_ticks
+
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    depths = [4, 8, 16, 64]
+    axes.plot(depths, [0.0515, 0.06, 0.07, 0.08])
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    _plain_log_ticks(axes, depths)
+    figure.canvas.draw()
+    x_labels = [t.get_text() for t in axes.get_xticklabels()]
+    assert x_labels == ["4", "8", "16", "64"]
+    y_labels = [t.get_text() for t in axes.get_yticklabels(which="both")]
+    y_labels = [label for label in y_labels if label]
+    assert y_labels, "a y range within one decade must still get tick labels"
+    for label in x_labels + y_labels:
+        assert "times" not in label
+        assert "^" not in label
+        float(label)
+
+
 def test_training_section_needs_finished_depth(tmp_path):
     depth_sweep(
         [2],

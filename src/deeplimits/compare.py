@@ -651,6 +651,7 @@ def error_figure(result: SweepComparison) -> Figure:
         )
     axis.set_xlabel("depth L")
     axis.set_ylabel(f"error ({result.comparisons[depths[0]].reduction} over inputs)")
+    axis.set_title("Network against limit: relative error by depth (replica 0)")
     axis.legend(fontsize=7)
     figure.tight_layout()
     return figure
@@ -783,6 +784,11 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
+def _percent(value: float | None) -> str:
+    """Format a share in [0, 1] as a percentage, like the training table."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
 def _equation(record: dict[str, Any]) -> str:
     """Return the limit equation in plain text, with the value of sigma'(0)."""
     regime = record["regime"]
@@ -912,6 +918,10 @@ def _section(record: dict[str, Any]) -> str:
     lines.extend(_source_lines(record))
     lines += [
         "",
+        "Each row compares replica 0 of the network at that depth with the "
+        "limit. The training table reports means over all replicas, so its "
+        "loss and accuracy can differ from the network columns here.",
+        "",
         "| L | max_k abs(h_k - H(t_k)) / abs(x) | output error | test loss "
         "(network) | test loss (limit) | accuracy (network) | accuracy (limit) |",
         "|---|---|---|---|---|---|---|",
@@ -922,8 +932,8 @@ def _section(record: dict[str, Any]) -> str:
         lines.append(
             f"| {depth}{mark} | {_number(row['trajectory_error'])} | "
             f"{_number(row['output_error'])} | {_number(row['network_loss'])} | "
-            f"{_number(row['limit_loss'])} | {_number(row['network_accuracy'])} | "
-            f"{_number(row['limit_accuracy'])} |"
+            f"{_number(row['limit_loss'])} | {_percent(row['network_accuracy'])} | "
+            f"{_percent(row['limit_accuracy'])} |"
         )
     lines.append("")
     lines.extend(_verdict_lines(record))

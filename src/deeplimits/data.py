@@ -583,8 +583,16 @@ def _check_fraction(test_fraction: Any) -> float:
     return float(test_fraction)
 
 
+def _check_target_width(target_width: Any, x: Tensor) -> int:
+    """Return the one-hot width: ``target_width``, or the width of ``x`` if None."""
+    if target_width is None:
+        return int(x.shape[1])
+    check_int("target_width", target_width, minimum=1)
+    return int(target_width)
+
+
 def _prepare_targets(
-    x: Tensor, y: Any, task: str | None
+    x: Tensor, y: Any, task: str | None, target_width: int | None = None
 ) -> tuple[Tensor, Tensor | None, str]:
     """Check ``y`` and return float targets, labels (or None) and the task."""
     if not isinstance(y, Tensor):
@@ -612,22 +620,45 @@ def _prepare_targets(
     check_choice("task", task, ("regression", "classification"))
 
     if not y.is_floating_point():
-        if y.ndim != 1 or task != "classification" or y.dtype == torch.bool:
-            raise TypeError(
-                f"y of integer dtype {y.dtype} must be 1-D class labels with "
-                f"task='classification', got shape {tuple(y.shape)} and task "
-                f"{task!r}. Pass float targets of shape (n, d_out) for regression."
-            )
-        if int(y.min()) < 0:
+        # Bool labels are the classes 0 (False) and 1 (True).
+        if y.ndim != 1:
             raise ValueError(
-                f"class labels in y must be >= 0, got minimum {int(y.min())}."
+                f"integer or bool y must be class labels of shape (n,), got shape "
+                f"{tuple(y.shape)}. Pass float targets of shape (n, d_out) "
+                "instead, or the class indices of shape (n,)."
+            )
+        if task != "classification":
+            raise TypeError(
+                f"y of dtype {y.dtype} contains class labels, so task must be "
+                f"'classification', got task {task!r}. For regression pass "
+                f"float targets, for example y.to({x.dtype}).reshape(-1, 1)."
             )
         labels = y.to(torch.int64)
-        width = int(labels.max()) + 1
+        if int(labels.min()) < 0:
+            raise ValueError(
+                f"class labels in y must be >= 0, got minimum {int(labels.min())}."
+            )
+        width = _check_target_width(target_width, x)
+        n_classes = int(labels.max()) + 1
+        if n_classes > width:
+            source = "target_width" if target_width is not None else "the width of x"
+            raise ValueError(
+                f"y has {n_classes} classes (labels 0..{n_classes - 1}) but the "
+                f"one-hot targets have width {width}, set by {source}. Pass "
+                f"target_width={n_classes} or more (a network must then map "
+                f"R^{x.shape[1]} to R^{n_classes}), or give x at least "
+                f"{n_classes} features."
+            )
         targets = torch.zeros(len(labels), width, dtype=x.dtype, device=x.device)
         targets[torch.arange(len(labels), device=x.device), labels] = 1.0
         return targets, labels, task
 
+    if target_width is not None:
+        raise ValueError(
+            f"target_width applies only to integer or bool class labels, but y "
+            f"has float dtype {y.dtype} and shape {tuple(y.shape)}. Leave "
+            "target_width=None; float targets keep their own width."
+        )
     check_tensor("y", y, ndim=2)
     if y.dtype != x.dtype:
         raise TypeError(
@@ -647,23 +678,29 @@ def from_tensors(
     seed: int = 0,
     task: str | None = None,
     name: str = "tensors",
+    target_width: int | None = None,
 ) -> Dataset:
-    """Wrap user tensors as a :class:`Dataset` with a seeded train/test split.
+    r"""Wrap user tensors as a :class:`Dataset` with a seeded train/test split.
 
     Args:
         x: float inputs of shape ``(n, d_in)``, no NaN or infinite entries.
         y: float targets of shape ``(n, d_out)`` in the dtype of ``x``, or
-            integer class labels of shape ``(n,)`` (turned into one-hot targets
-            of width ``max(y) + 1``).
+            integer or bool class labels of shape ``(n,)``, turned into
+            one-hot targets of width ``target_width``. Bool labels are the
+            classes 0 (``False``) and 1 (``True``).
         test_fraction: share of the samples kept for testing, in (0, 1); the
             test split gets ``round(test_fraction * n)`` samples, at least 1
             and at most ``n - 1``.
         seed: seed of the random permutation that makes the split.
         task: ``"regression"`` or ``"classification"``; by default integer
-            ``y`` means classification and float ``y`` regression. For float
+            or bool ``y`` means classification and float ``y`` regression. For float
             targets with ``task="classification"`` the labels are the argmax of
             each row.
         name: name stored in the data set.
+        target_width: width of the one-hot targets made from class labels.
+            ``None`` takes ``d_in``, the width of ``x``, so that a network
+            mapping :math:`\mathbb{R}^d` to :math:`\mathbb{R}^d` can output
+            them directly (classes fill the first entries, the rest stay 0).
 
     Returns:
         A :class:`Dataset` on the device of ``x``.
@@ -671,10 +708,11 @@ def from_tensors(
     Raises:
         TypeError: for non-tensors, integer ``x`` or mismatched dtypes.
         ValueError: for wrong shapes, NaN or infinite entries, fewer than 2
-            samples or a test fraction outside (0, 1).
+            samples, a test fraction outside (0, 1), more classes than
+            ``target_width`` or ``target_width`` with float ``y``.
     """
     check_tensor("x", x, ndim=2)
-    y_float, labels, task = _prepare_targets(x, y, task)
+    y_float, labels, task = _prepare_targets(x, y, task, target_width)
     check_tensor("y", y_float, ndim=2)
     test_fraction = _check_fraction(test_fraction)
     check_int("seed", seed, minimum=0)
@@ -719,13 +757,24 @@ def load_dataset(
         name: ``"synthetic"``, ``"digits"`` or ``"mnist"``.
         dim: number of features. ``None`` takes the data set's default: 10 for
             synthetic and digits, 25 for MNIST (the only value MNIST accepts).
-        data_dir: folder that contains ``MNIST/raw``, required for ``"mnist"``.
+        data_dir: folder that contains ``MNIST/raw``, required for ``"mnist"``
+            and rejected for the other data sets, which read no files.
         seed: seed passed to the loader.
 
     Returns:
         The :class:`Dataset`.
+
+    Raises:
+        ValueError: for an unknown name, a ``dim`` the data set does not
+            accept, ``data_dir`` missing for MNIST or given for another data set.
     """
     check_choice("name", name, DATASET_NAMES)
+    if data_dir is not None and name != "mnist":
+        raise ValueError(
+            f"data_dir is only used by the 'mnist' data set, but name is "
+            f"{name!r} and data_dir is {str(data_dir)!r}. The {name} data is "
+            "built without reading files: pass data_dir=None."
+        )
     if dim is not None:
         check_int("dim", dim, minimum=1)
     if name == "synthetic":

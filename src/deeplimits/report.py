@@ -51,6 +51,28 @@ def _replica_stats(values: list[float | None]) -> tuple[float, float, float]:
     return float(np.mean(finite)), min(finite), max(finite)
 
 
+def _plain_log_ticks(axes: Any, depths: list[int]) -> None:
+    """Label log-scale axes with plain numbers, with one depth tick per depth.
+
+    Matplotlib's default log formatter writes labels such as ``4x10^0`` and, on
+    a y range within one decade, ``5.15x10^-2`` on minor ticks. Minor ticks on
+    the y axis are labelled only when the range spans less than one decade,
+    because then there may be no major tick to label.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    def plain(value: float, _position: int | None = None) -> str:
+        return f"{value:.3g}"
+
+    axes.xaxis.set_major_locator(FixedLocator(depths))
+    axes.xaxis.set_major_formatter(FuncFormatter(plain))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.yaxis.set_major_formatter(FuncFormatter(plain))
+    low, high = axes.get_ylim()
+    narrow = low > 0 and high / low < 10.0
+    axes.yaxis.set_minor_formatter(FuncFormatter(plain) if narrow else NullFormatter())
+
+
 def plot_final_loss(
     metrics: Mapping[int, Mapping[str, Any]], path: str | os.PathLike[str]
 ) -> Path:
@@ -63,6 +85,9 @@ def plot_final_loss(
         metrics: per-depth records as in ``metrics.json`` (keys ``depth``,
             ``final_train_loss`` and ``final_test_loss``, lists per replica).
         path: PNG file to write.
+
+    The depth axis has one tick per depth, and both axes label their ticks as
+    plain numbers (``0.05``, ``64``) rather than powers of ten.
 
     Returns:
         The path written.
@@ -90,6 +115,7 @@ def plot_final_loss(
     axes.set_title(f"Final loss against depth ({replicas} replicas, min-max bars)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
+    _plain_log_ticks(axes, depths)
     return atomic_save_figure(figure, path, dpi=110)
 
 
