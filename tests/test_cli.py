@@ -355,6 +355,26 @@ def test_stage_command_calls_entry_point(tmp_path, stages):
     stages.clear()
     assert main(["reduce", str(out), "--steps", "40"]) == 0
     assert stages == [("reduce", str(out), {"progress": True, "steps": 40})]
+    stages.clear()
+    arguments = ["--form", "sde", "--rank", "2", "--epochs", "3", "--lr", "0.05"]
+    assert main(["reduce", str(out), *arguments]) == 0
+    expected = {"progress": True, "form": "sde", "rank": 2, "epochs": 3, "lr": 0.05}
+    assert stages == [("reduce", str(out), expected)]
+
+
+def test_reduce_help_lists_choices(capsys):
+    from deeplimits.reduced.basis import BASIS_NAMES
+
+    with pytest.raises(SystemExit):
+        main(["reduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    choices = text.split("--basis {", 1)[1].split("}", 1)[0]
+    assert sorted(choices.split(",")) == sorted(BASIS_NAMES)
+    assert "default: legendre" in text
+    assert "{neural-ode,linear-ode,sde}" in text
+    with pytest.raises(SystemExit):
+        main(["reduce", "RUN", "--form", "relu-ode"])
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_stage_command_rejects_non_run_folder(tmp_path, capsys):

@@ -304,3 +304,44 @@ def test_forward_rejects_bad_input() -> None:
         sde.sample_paths(torch.zeros(2, 3), increments=torch.zeros(3, 12))
     with pytest.raises(ValueError, match="solve integrates ODE forms only"):
         sde.solve(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("noise", "diagonal"), ("quadratic", 0.3)]
+)
+@pytest.mark.parametrize("form", ["neural-ode", "linear-ode"])
+def test_sde_options_rejected_on_ode(form, option, value) -> None:
+    with pytest.raises(ValueError, match=rf"{option}=.*form='sde'.*{form}"):
+        ReducedLimitModel(5, form=form, **{option: value})
+
+
+def test_to_resnet_increments_rejected_on_ode() -> None:
+    model = ReducedLimitModel(3, K=2, seed=0)
+    with pytest.raises(ValueError, match="increments=.*form='sde'.*neural-ode"):
+        model.to_resnet(8, increments=torch.zeros(8, 12))
+    with pytest.raises(ValueError, match="generator=.*form='sde'"):
+        model.to_resnet(8, generator=torch.Generator())
+
+
+def test_load_user_activation_needs_activation(tmp_path) -> None:
+    model = ReducedLimitModel(3, K=2, activation=torch.sin, seed=0)
+    path = tmp_path / "sin.safetensors"
+    model.save(path)
+    with pytest.raises(ValueError, match="saved with the user activation 'sin'"):
+        ReducedLimitModel.load(path)
+    loaded = ReducedLimitModel.load(path, activation=torch.sin)
+    x = torch.randn(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_from_network_explicit_keywords() -> None:
+    import inspect
+
+    from deeplimits.reduced import warmstart
+
+    method = inspect.signature(ReducedLimitModel.from_network).parameters
+    function = inspect.signature(warmstart.from_network).parameters
+    kinds = {p.kind for p in method.values()}
+    assert inspect.Parameter.VAR_KEYWORD not in kinds
+    assert list(method) == list(function)

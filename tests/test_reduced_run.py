@@ -103,3 +103,45 @@ def test_cli_reduce_command(run_dir, capsys) -> None:
 def test_reduce_run_missing_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no sweep in"):
         reduce_run(tmp_path / "absent", progress=False)
+
+
+def test_reduce_run_form_follows_verdict(run_dir) -> None:
+    verdict = {"verdict": {"limit": {"kind": "linear-ode"}}}
+    (run_dir / "scaling.json").write_text(json.dumps(verdict))
+    try:
+        result = reduce_run(run_dir, basis="chebyshev", K=3, epochs=1, progress=False)
+    finally:
+        (run_dir / "scaling.json").unlink()
+    assert result.model.form == "linear-ode"
+    section = (run_dir / "sections" / "40-reduced.md").read_text()
+    assert "whose limit is `linear-ode`" in section
+    default = reduce_run(run_dir, basis="chebyshev", K=3, epochs=1, progress=False)
+    assert default.model.form == "neural-ode"
+    section = (run_dir / "sections" / "40-reduced.md").read_text()
+    assert "no scaling verdict" in section
+
+
+def test_reduce_run_states_epochs(run_dir) -> None:
+    result = reduce_run(run_dir, basis="chebyshev", K=3, epochs=1, progress=False)
+    section = (run_dir / "sections" / "40-reduced.md").read_text()
+    assert result.metrics["network_epochs_run"] == 2
+    assert "The depth-8 network was trained for 2 epochs" in section
+    assert "starts from that trained network" in section
+    assert "for 1 more epochs, 3 epochs in all" in section
+    assert result.metrics["test"]["warm_start_train"]["mse"] > 0
+
+
+def test_gain_lines_report_large_edges() -> None:
+    from deeplimits.reduced.run import _gain_lines
+
+    assert _gain_lines(None) == []
+    large = {
+        "gain_min_edges": 0.05,
+        "gain_median_middle": 1.0,
+        "A_norm_max_edges": 40.0,
+        "A_norm_median_middle": 2.0,
+    }
+    text = " ".join(_gain_lines(large))
+    assert "||A(t)|| reaches 40" in text
+    flat = {**large, "A_norm_max_edges": 2.5}
+    assert "reaches" not in " ".join(_gain_lines(flat))

@@ -339,7 +339,32 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _add_threads_option(stage)
         if name == "reduce":
-            stage.add_argument("--basis", help="basis of the reduced model")
+            stage.add_argument(
+                "--basis",
+                choices=("legendre", "chebyshev", "piecewise-linear", "fourier"),
+                help="basis of the reduced model's weight paths (default: legendre)",
+            )
+            stage.add_argument(
+                "--form",
+                choices=("neural-ode", "linear-ode", "sde"),
+                help="equation of the reduced model (default: the limit of the "
+                "scaling verdict in scaling.json, neural-ode without one)",
+            )
+            stage.add_argument(
+                "--rank",
+                type=_positive_int,
+                help="rank of A(t) (default: full rank)",
+            )
+            stage.add_argument(
+                "--epochs",
+                type=_positive_int,
+                help="training epochs of the reduced model (default: the run's)",
+            )
+            stage.add_argument(
+                "--lr",
+                type=float,
+                help="learning rate of the reduced model (default: the run's)",
+            )
             stage.add_argument(
                 "--terms",
                 type=_positive_int,
@@ -598,6 +623,9 @@ def _command_stage(args: argparse.Namespace) -> int:
             options["K"] = args.terms
         if args.steps is not None:
             options["steps"] = args.steps
+        for name in ("form", "rank", "epochs", "lr"):
+            if getattr(args, name) is not None:
+                options[name] = getattr(args, name)
     from deeplimits.sweep import MissingWeightsWarning
 
     try:

@@ -126,10 +126,12 @@ class ReducedLimitModel(nn.Module):
             the trainable :math:`L\delta` of a network.
         noise: ``"full"`` (:math:`m = d^2 + d` Brownian channels) or
             ``"diagonal"`` (noise on the diagonal of :math:`A` only,
-            :math:`m = 2d`). SDE form only.
+            :math:`m = 2d`). SDE form only: ODE forms raise ValueError for
+            any value but the default ``"full"``.
         quadratic: coefficient :math:`c` of the quadratic drift term of the
             SDE, :math:`\sigma''(0) / (2\sigma'(0)^2)` for the limit of a
-            network with activation :math:`\sigma` (0 for tanh).
+            network with activation :math:`\sigma` (0 for tanh). SDE form
+            only: ODE forms raise ValueError for any value but 0.
         method: ODE solver: fixed-step ``"euler"``, ``"midpoint"``,
             ``"heun3"``, ``"rk4"`` (default), or adaptive ``"dopri5"``,
             ``"dopri8"``, ``"bosh3"``, ``"fehlberg2"``, ``"adaptive_heun"``.
@@ -147,7 +149,9 @@ class ReducedLimitModel(nn.Module):
             :math:`A(t)` and :math:`b(t)` start of order
             ``init_scale / sqrt(d)``.
         seed: seed of the initial coefficients (``None``: torch's global
-            generator).
+            generator). It does not seed the SDE form's sampling:
+            :meth:`forward` and :meth:`sample_paths` draw Brownian increments
+            from torch's global generator (use ``torch.manual_seed``).
         dtype, device: of the parameters.
 
     Shapes:
@@ -198,6 +202,11 @@ class ReducedLimitModel(nn.Module):
         _check_rank(rank, dim)
         check_choice("low_rank", low_rank, LOW_RANK_MODES)
         check_choice("noise", noise, NOISE_TYPES)
+        if form != "sde" and noise != "full":
+            raise ValueError(
+                f"noise={noise!r} applies only to form='sde', got form={form!r}, "
+                "which has no noise. Drop noise= or pass form='sde'."
+            )
         method = _check_method(method, form)
         adjoint = _check_adjoint(adjoint, form)
         if steps is None:
@@ -209,6 +218,12 @@ class ReducedLimitModel(nn.Module):
         check_positive_float("atol", atol)
         if isinstance(quadratic, bool) or not isinstance(quadratic, (int, float)):
             raise TypeError(f"quadratic must be a float, got {describe(quadratic)}.")
+        if form != "sde" and quadratic != 0:
+            raise ValueError(
+                f"quadratic={quadratic!r} applies only to form='sde', got "
+                f"form={form!r}, whose drift has no quadratic term. Drop "
+                "quadratic= or pass form='sde'."
+            )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(
                 f"dtype must be a floating torch.dtype, got {describe(dtype)}. "
@@ -477,16 +492,62 @@ class ReducedLimitModel(nn.Module):
         net: ResNet,
         basis: str | Basis = "legendre",
         K: int = 8,
-        **kwargs: Any,
+        *,
+        form: str = "neural-ode",
+        gain: bool | None = None,
+        rank: int | None = None,
+        low_rank: str = "factors",
+        noise: str = "full",
+        method: str | None = None,
+        steps: int | None = None,
+        adjoint: bool | None = None,
+        sde_samples: int = 1,
     ) -> ReducedLimitModel:
-        """Warm-start a model by projecting a trained network onto the basis.
+        r"""Warm-start a model by projecting a trained network onto the basis.
 
-        See :func:`deeplimits.reduced.warmstart.from_network` for the
-        projected quantities and the keyword arguments.
+        The network's weights on the layer grid :math:`t_k = k/L` are
+        rescaled as the form's limit requires and projected onto the basis
+        by least squares (:func:`deeplimits.reduced.warmstart.from_network`
+        gives the projected quantities).
+
+        Args:
+            net: a :class:`~deeplimits.ResNet` without replicas (use
+                ``net.replica(r)`` for one replica).
+            basis, K: the basis and its size.
+            form: ``"neural-ode"``, ``"linear-ode"`` or ``"sde"``.
+            gain: neural ODE only. ``None`` chooses no gain when the
+                activation is positively homogeneous and every
+                :math:`\delta_k > 0` (then :math:`L\delta_k` is absorbed
+                exactly into :math:`A, b`), and a gain otherwise.
+            rank, low_rank, noise, method, steps, adjoint, sde_samples: as in
+                :class:`ReducedLimitModel`.
+
+        Returns:
+            The model, in the network's dtype and on its device.
+
+        Raises:
+            TypeError: if ``net`` is not a ResNet.
+            ValueError: for a network with replicas, a form the activation
+                has no limit of (linear ODE or SDE without
+                :math:`\sigma'(0)`), or ``gain=False`` with a homogeneous
+                activation and some :math:`\delta_k \le 0`.
         """
         from .warmstart import from_network
 
-        return from_network(net, basis, K, **kwargs)
+        return from_network(
+            net,
+            basis,
+            K,
+            form=form,
+            gain=gain,
+            rank=rank,
+            low_rank=low_rank,
+            noise=noise,
+            method=method,
+            steps=steps,
+            adjoint=adjoint,
+            sde_samples=sde_samples,
+        )
 
     def to_resnet(
         self,
@@ -498,9 +559,20 @@ class ReducedLimitModel(nn.Module):
     ) -> ResNet:
         """Sample the model into a :class:`~deeplimits.ResNet` of any depth.
 
-        See :func:`deeplimits.reduced.warmstart.to_resnet`.
+        See :func:`deeplimits.reduced.warmstart.to_resnet`. ``increments``
+        and ``generator`` set the Brownian path of the SDE form, so ODE forms
+        raise ValueError when either is given.
         """
         from .warmstart import to_resnet
+
+        if self.form != "sde":
+            for name, value in (("increments", increments), ("generator", generator)):
+                if value is not None:
+                    raise ValueError(
+                        f"{name}= applies only to form='sde', but this model has "
+                        f"form={self.form!r}, whose sampled network is "
+                        f"deterministic. Drop {name}=."
+                    )
 
         return to_resnet(
             self, depth, delta=delta, increments=increments, generator=generator
@@ -576,6 +648,8 @@ class ReducedLimitModel(nn.Module):
         config = json.loads(metadata["config"])
         if activation is not None:
             config["activation"] = activation
+        elif config["form"] == "neural-ode":
+            _check_stored_activation(path, config["activation"])
         dtype = tensors["field.b_coef"].dtype
         model = cls(**config, dtype=dtype, device=device, seed=0)
         model.load_state_dict(tensors)
@@ -645,6 +719,18 @@ def _uniform_grid(steps: int) -> Callable[[Any, Tensor, Tensor], Tensor]:
         return grid
 
     return constructor
+
+
+def _check_stored_activation(path: str | os.PathLike[str], name: str) -> None:
+    """Raise if a saved activation is a user function, which is not stored."""
+    try:
+        get_activation(name)
+    except ValueError:
+        raise ValueError(
+            f"{os.fspath(path)!r} was saved with the user activation {name!r}, "
+            "whose function is not stored in the file. Pass it again: "
+            "ReducedLimitModel.load(path, activation=...)."
+        ) from None
 
 
 def _check_rank(rank: int | None, dim: int) -> None:

@@ -17,6 +17,7 @@ run's optimiser settings, and writes
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -41,6 +42,9 @@ __all__ = ["ReduceResult", "reduce_run", "section_text", "SECTION_NAME"]
 
 SECTION_NAME = "40-reduced.md"
 _TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "tol", "patience", "seed")
+# Reduced form for each limit kind of the scaling verdict (scaling.json). Other
+# kinds ("neural-ode", "relu-ode", "none") get the neural ODE.
+VERDICT_FORMS = {"linear-ode": "linear-ode", "ito-sde": "sde"}
 
 
 @dataclass
@@ -67,7 +71,7 @@ def reduce_run(
     *,
     basis: str | Basis = "legendre",
     K: int = 8,
-    form: str = "neural-ode",
+    form: str | None = None,
     rank: int | None = None,
     method: str | None = None,
     steps: int | None = None,
@@ -76,7 +80,7 @@ def reduce_run(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> ReduceResult:
-    """Fit and train the reduced-form model of a run and add it to the report.
+    r"""Fit and train the reduced-form model of a run and add it to the report.
 
     After training, the model is scored at its training resolution and
     solved 8x finer (:func:`~deeplimits.reduced.resolution.compare_resolutions`).
@@ -89,8 +93,15 @@ def reduce_run(
     Args:
         run_dir: a folder written by :func:`deeplimits.sweep.depth_sweep` or
             ``deeplimits run``.
-        basis, K, form, rank, method: of the model (see
+        basis, K, rank, method: of the model (see
             :class:`ReducedLimitModel`).
+        form: ``"neural-ode"``, ``"linear-ode"`` or ``"sde"``. ``None``
+            (default) follows the limit of the run's scaling verdict in
+            ``scaling.json``: ``"linear-ode"`` for a linear-ODE limit,
+            ``"sde"`` for an Ito-SDE limit, and ``"neural-ode"`` otherwise
+            or when there is no verdict. When the activation has no linear
+            limit (no :math:`\sigma'(0)`, as for relu) a chosen linear form
+            falls back to the neural ODE. The section states the reason.
         steps: solver steps (resolution) of the model during training.
             ``None`` uses :func:`~deeplimits.reduced.model.default_steps`
             (28 for K = 8).
@@ -131,10 +142,29 @@ def reduce_run(
     started = time.perf_counter()
 
     # Warm start, then training with the run's own settings.
+    if form is None:
+        form, form_reason = _form_from_verdict(folder)
+        try:
+            warm = ReducedLimitModel.from_network(
+                net, basis, K, form=form, rank=rank, method=method, steps=steps
+            )
+        except ValueError as error:
+            if form == "neural-ode":
+                raise
+            form_reason += (
+                f" That form does not apply to this network ({error}), so the "
+                "neural-ode form is used instead."
+            )
+            form = "neural-ode"
+            warm = ReducedLimitModel.from_network(
+                net, basis, K, form=form, rank=rank, method=method, steps=steps
+            )
+    else:
+        form_reason = f"set by the caller (form={form!r})."
+        warm = ReducedLimitModel.from_network(
+            net, basis, K, form=form, rank=rank, method=method, steps=steps
+        )
     model = ReducedLimitModel.from_network(
-        net, basis, K, form=form, rank=rank, method=method, steps=steps
-    )
-    warm = ReducedLimitModel.from_network(
         net, basis, K, form=form, rank=rank, method=method, steps=steps
     )
     options = {key: sweep.config[key] for key in _TRAIN_KEYS if key in sweep.config}
@@ -166,6 +196,8 @@ def reduce_run(
         "depth": depth,
         "model": model.config(),
         "training": options,
+        "form_reason": form_reason,
+        "network_epochs_run": sweep.metrics.get(depth, {}).get("epochs_run"),
         "parameters": {
             "network": sum(p.numel() for p in net.parameters()),
             "reduced": model.num_parameters(),
@@ -173,11 +205,13 @@ def reduce_run(
         "test": {
             "network": _evaluate(net, data),
             "warm_start": _evaluate(warm, data),
+            "warm_start_train": _evaluate(warm, data, split="train"),
             "reduced": check.coarse,
             "reduced_fine": check.fine,
             "resampled_network": _evaluate(resampled, data),
         },
         "resolution": check.to_json(),
+        "gain": _gain_summary(model),
         "sampling": sampling,
         "epochs_run": history.epochs_run,
         "stop_reason": history.stop_reason,
@@ -224,17 +258,44 @@ def _test_split(
     return x, y, labels
 
 
-def _evaluate(model: nn.Module, data: Any) -> dict[str, float | None]:
-    """Test mean squared error and accuracy, computed as deeplimits.train does."""
+def _form_from_verdict(folder: Path) -> tuple[str, str]:
+    """Choose the form from ``scaling.json``; return it and the reason."""
+    path = folder / "scaling.json"
+    if not path.is_file():
+        return "neural-ode", (
+            "the default: the run has no scaling verdict (scaling.json) to "
+            "choose a form from."
+        )
+    try:
+        kind = json.loads(path.read_text())["verdict"]["limit"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return "neural-ode", (
+            f"the default: scaling.json has no readable limit kind ({error!r})."
+        )
+    if kind in VERDICT_FORMS:
+        return VERDICT_FORMS[kind], (
+            f"chosen to match the scaling verdict, whose limit is `{kind}`."
+        )
+    return "neural-ode", (
+        f"the default: the scaling verdict's limit is `{kind}`, which has no "
+        "reduced form of its own."
+    )
+
+
+def _evaluate(
+    model: nn.Module, data: Any, split: str = "test"
+) -> dict[str, float | None]:
+    """Mean squared error and accuracy on a split, computed as deeplimits.train."""
     reference = next(model.parameters())
-    x = data.x_test.to(dtype=reference.dtype, device=reference.device)
-    y = data.y_test.to(dtype=reference.dtype, device=reference.device)
+    x = getattr(data, f"x_{split}").to(dtype=reference.dtype, device=reference.device)
+    y = getattr(data, f"y_{split}").to(dtype=reference.dtype, device=reference.device)
     with torch.no_grad():
         output = model(x)
     mse = float((output - y).square().mean())
     accuracy = None
-    if data.labels_test is not None:
-        labels = data.labels_test.to(reference.device)
+    true_labels = getattr(data, f"labels_{split}")
+    if true_labels is not None:
+        labels = true_labels.to(reference.device)
         accuracy = float((output.argmax(dim=1) == labels).double().mean())
     return {"mse": mse, "accuracy": accuracy}
 
@@ -284,6 +345,10 @@ def section_text(metrics: dict[str, Any]) -> str:
         f"warm-started from the depth-{depth} network and trained for "
         f"{metrics['epochs_run']} epochs (stop: {metrics['stop_reason']}).",
         "",
+        f"Form: {config['form']}, {metrics.get('form_reason', 'set by the caller.')}",
+        "",
+        _epochs_sentence(metrics),
+        "",
         f"Parameters: {counts['reduced']} (reduced) against {counts['network']} "
         "(network).",
         "",
@@ -294,6 +359,9 @@ def section_text(metrics: dict[str, Any]) -> str:
         entry = test[key]
         accuracy = _format(entry["accuracy"], percent=True)
         lines.append(f"| {label} | {_format(entry['mse'])} | {accuracy} |")
+    gain_lines = _gain_lines(metrics.get("gain"))
+    if gain_lines:
+        lines += ["", *gain_lines]
     lines += ["", *_resolution_lines(metrics, coarse, fine), ""]
     lines += _sampling_lines(metrics)
     lines += [
@@ -304,6 +372,76 @@ def section_text(metrics: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _epochs_sentence(metrics: dict[str, Any]) -> str:
+    depth, reduced_epochs = metrics["depth"], metrics["epochs_run"]
+    network_epochs = metrics.get("network_epochs_run")
+    network_text = (
+        "for the sweep's epochs"
+        if network_epochs is None
+        else f"for {network_epochs} epochs"
+    )
+    total = (
+        ""
+        if network_epochs is None
+        else f", {network_epochs + reduced_epochs} epochs in all"
+    )
+    return (
+        f"The depth-{depth} network was trained {network_text}. The reduced "
+        f"model starts from that trained network (the warm-start row is its "
+        f"projection onto the basis) and was then trained for {reduced_epochs} "
+        f"more epochs{total}. The two trained rows therefore differ in training "
+        "time as well as in model class."
+    )
+
+
+# Times within this distance of t = 0 or t = 1 count as the ends of [0, 1]
+# when the weight norm there is compared with the norm in the middle.
+_EDGE_WIDTH = 0.1
+
+
+def _gain_summary(model: ReducedLimitModel) -> dict[str, float] | None:
+    """Compare |g(t)| and ||A(t)|| near the ends of [0, 1] with the middle."""
+    if not model.field.has_gain:
+        return None
+    ts = torch.linspace(0, 1, 201, dtype=torch.float64)
+    with torch.no_grad():
+        gains = torch.stack(
+            [model.field.gain(t.to(model.dtype)) for t in ts.to(model.device)]
+        )
+        A, _ = model.weights(ts.to(dtype=model.dtype, device=model.device))
+    gains = gains.detach().double().abs().flatten().cpu()
+    norms = torch.as_tensor(_norms(A))
+    edge = (ts <= _EDGE_WIDTH) | (ts >= 1 - _EDGE_WIDTH)
+    return {
+        "gain_min_edges": float(gains[edge].min()),
+        "gain_median_middle": float(gains[~edge].median()),
+        "A_norm_max_edges": float(norms[edge].max()),
+        "A_norm_median_middle": float(norms[~edge].median()),
+    }
+
+
+def _gain_lines(gain: dict[str, float] | None) -> list[str]:
+    if gain is None:
+        return []
+    lines = [
+        "The neural ODE has a gain, dH/dt = g(t) sigma(A(t) H + b(t)), so only "
+        "g(t) A(t) and g(t) b(t) set the step; the weights plot shows |g(t)| "
+        "next to ||A(t)||."
+    ]
+    edges_large = gain["A_norm_max_edges"] > 2 * gain["A_norm_median_middle"]
+    gain_small = gain["gain_min_edges"] < 0.5 * gain["gain_median_middle"]
+    if edges_large and gain_small:
+        lines[0] += (
+            f" Within {_EDGE_WIDTH} of t = 0 or t = 1, ||A(t)|| reaches "
+            f"{_format(gain['A_norm_max_edges'])} against a median of "
+            f"{_format(gain['A_norm_median_middle'])} in the middle, where |g(t)| "
+            f"falls to {_format(gain['gain_min_edges'])} (median "
+            f"{_format(gain['gain_median_middle'])} in the middle): large A(t) "
+            "there is scaled down by the small gain."
+        )
+    return lines
 
 
 def _scores_text(entry: dict[str, Any]) -> str:
@@ -400,7 +538,7 @@ def _norms(values: Tensor) -> Any:
 def _plot_weights(
     folder: Path, net: Any, warm: ReducedLimitModel, model: ReducedLimitModel
 ) -> Path:
-    """Frobenius norms of A(t), b(t) against the network's projected weights."""
+    """Plot the norms of A(t), b(t) (and g(t)) against the network's weights."""
     L = net.depth
     layer_t = torch.arange(L, dtype=torch.float64) / L
     delta = net.effective_delta().detach().double()
@@ -409,7 +547,8 @@ def _plot_weights(
         A_net = L * delta[:, None, None] * A_net
         b_net = L * delta[:, None] * b_net
     fine = torch.linspace(0, 1, 201, dtype=torch.float64)
-    figure, axes = _figure(2)
+    has_gain = model.field.has_gain
+    figure, axes = _figure(3 if has_gain else 2)
     for axis, index, label in ((axes[0], 0, "A"), (axes[1], 1, "b")):
         axis.plot(
             layer_t.numpy(), _norms((A_net, b_net)[index]), ".", ms=3, label="network"
@@ -420,22 +559,42 @@ def _plot_weights(
             axis.plot(fine.numpy(), _norms(path[index]), label=name)
         axis.set_xlabel("t = k / L")
         axis.set_ylabel(f"Frobenius norm of {label}")
+        axis.set_title(f"{label}(t): network and reduced model")
         axis.legend(fontsize=8)
+    if has_gain:
+        axis = axes[2]
+        axis.plot(layer_t.numpy(), (L * delta).numpy(), ".", ms=3, label="network")
+        for name, reduced in (("warm start", warm), ("trained", model)):
+            with torch.no_grad():
+                gains = [
+                    float(reduced.field.gain(t.to(reduced.dtype).to(reduced.device)))
+                    for t in fine
+                ]
+            axis.plot(fine.numpy(), gains, label=name)
+        axis.set_xlabel("t = k / L")
+        axis.set_ylabel("g(t), network: L delta_k")
+        axis.set_title("gain g(t)")
+        axis.legend(fontsize=8)
+    figure.suptitle(f"Reduced model ({model.form}) and the depth-{L} network")
     return atomic_save_figure(figure, folder / "plots" / "reduced_weights.png", dpi=110)
 
 
 def _plot_loss(folder: Path, metrics: dict[str, Any]) -> Path:
+    """Plot the training curves, with the warm start as epoch 0."""
     figure, axis = _figure(1)
-    epochs = range(1, len(metrics["train_loss"]) + 1)
-    axis.semilogy(epochs, metrics["train_loss"], label="reduced, train")
-    axis.semilogy(epochs, metrics["test_loss"], label="reduced, test")
+    epochs = range(len(metrics["train_loss"]) + 1)
+    train_loss = [metrics["test"]["warm_start_train"]["mse"], *metrics["train_loss"]]
+    test_loss = [metrics["test"]["warm_start"]["mse"], *metrics["test_loss"]]
+    axis.semilogy(epochs, train_loss, marker=".", label="reduced, train")
+    axis.semilogy(epochs, test_loss, marker=".", label="reduced, test")
     axis.axhline(
         metrics["test"]["network"]["mse"],
         color="black",
         linestyle="--",
         label=f"network depth {metrics['depth']}, test",
     )
-    axis.set_xlabel("epoch")
+    axis.set_xlabel("epoch (0: warm start)")
     axis.set_ylabel("mean squared error")
+    axis.set_title("Reduced model training")
     axis.legend(fontsize=8)
     return atomic_save_figure(figure, folder / "plots" / "reduced_loss.png", dpi=110)
