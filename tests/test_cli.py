@@ -377,6 +377,12 @@ def test_reduce_help_lists_choices(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_reduce_rejects_negative_lr(capsys):
+    with pytest.raises(SystemExit):
+        main(["reduce", "RUN", "--lr", "-0.1"])
+    assert "argument --lr" in capsys.readouterr().err
+
+
 def test_stage_command_rejects_non_run_folder(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     assert "is not a run folder (no config.json)" in capsys.readouterr().err

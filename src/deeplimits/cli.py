@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             stage.add_argument(
                 "--lr",
-                type=float,
+                type=_float_checker(allow_zero=False),
                 help="learning rate of the reduced model (default: the run's)",
             )
             stage.add_argument(
