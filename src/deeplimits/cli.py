@@ -156,6 +156,7 @@ def _float_checker(*, allow_zero: bool) -> Callable[[str], float]:
 def _add_run_options(run: argparse.ArgumentParser) -> None:
     from deeplimits.activations import ACTIVATION_NAMES
     from deeplimits.inits import INIT_NAMES
+    from deeplimits.network import DELTA_MODES
     from deeplimits.training import OPTIMIZERS
 
     data = run.add_argument_group("data")
@@ -198,7 +199,7 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     )
     network.add_argument(
         "--delta",
-        choices=("none", "shared", "per-layer"),
+        choices=DELTA_MODES,
         default="shared",
         help="layer scale delta_k: none (1), shared (one trainable scalar, "
         "initialised to 1/L) or per-layer (default: %(default)s)",

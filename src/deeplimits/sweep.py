@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from deeplimits import _io
-from deeplimits._checks import check_int, check_positive_float, describe
+from deeplimits._checks import check_choice, check_int, check_positive_float, describe
 from deeplimits.data import DATASET_NAMES, Dataset, dataset_from_spec, load_dataset
 from deeplimits.inits import InitSpec, init_name
 from deeplimits.network import DELTA_MODES, ResNet
@@ -547,11 +547,7 @@ def depth_sweep(
 
     # Validate everything before touching the disk.
     depth_list = _check_depths(depths)
-    if delta not in DELTA_MODES:
-        raise ValueError(
-            f"delta must be one of {', '.join(map(repr, DELTA_MODES))}, got "
-            f"{describe(delta)}."
-        )
+    check_choice("delta", delta, DELTA_MODES)
     check_int("replicas", replicas, minimum=1)
     check_train_options(
         optimizer=optimizer,
