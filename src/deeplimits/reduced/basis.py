@@ -112,7 +112,7 @@ class Basis(ABC):
     def knots(self) -> tuple[float, ...]:
         """Interior times where the basis functions are not smooth.
 
-        Adaptive ODE solvers are told to step on these times. Empty for the
+        Adaptive ODE solvers receive them as times to step on. Empty for the
         smooth bases.
         """
         return ()
